@@ -1,0 +1,137 @@
+"""Building, saving and loading segmentation networks. A model directory is config.json plus
+weights.safetensors (CONTRACT.md); loading never unpickles anything."""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model hub at run time: weights come from the local cache
+
+import segmentation_models_pytorch as smp  # noqa: E402
+import torch  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+from torch import nn  # noqa: E402
+
+from engine import SCHEMA_VERSION, __version__  # noqa: E402
+from engine.atomic import atomic_dir  # noqa: E402
+from engine.classes import ClassInfo  # noqa: E402
+from engine.errors import InputError, InputFileError  # noqa: E402
+from engine.normalization import Normalization  # noqa: E402
+
+IGNORE_INDEX = 255
+DEFAULT_ARCH = "Unet"
+DEFAULT_ENCODER = "resnet18"
+
+
+def architectures() -> dict[str, type]:
+    """smp's architectures by name (Unet, FPN, DeepLabV3Plus, ...)."""
+    return {cls.__name__: cls for cls in smp.create_model.__globals__["_MODEL_ARCHITECTURES"]}
+
+
+@dataclass
+class ModelConfig:
+    arch: str
+    encoder: str
+    in_channels: int
+    bands: list[int]
+    normalization: Normalization
+    classes: list[ClassInfo]
+    patch_size: int = 256
+    ignore_index: int = IGNORE_INDEX
+    kind: str = "smp"
+    trained: dict = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["normalization"] = self.normalization.to_dict()
+        data["classes"] = [c.to_dict() for c in self.classes]
+        data["trained"] = {**self.trained, "engine_version": __version__}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        data = dict(data)
+        data["normalization"] = Normalization.from_dict(data["normalization"])
+        data["classes"] = [ClassInfo(c["name"], c["color"]) for c in data["classes"]]
+        return cls(**data)
+
+
+def build_network(
+    arch: str, encoder: str, in_channels: int, num_classes: int, encoder_weights: str | None = None
+) -> nn.Module:
+    """An smp network that outputs logits. Unknown names raise an InputError listing the valid ones."""
+    archs = architectures()
+    if arch not in archs:
+        raise InputError(f"--arch: unknown architecture {arch!r}; use one of {', '.join(sorted(archs))}", "arch")
+    encoders = smp.encoders.get_encoder_names()
+    if encoder not in encoders and not encoder.startswith("tu-"):
+        raise InputError(f"--encoder: unknown encoder {encoder!r}; use one of smp's encoders, e.g. "
+                         f"resnet18, resnet34, efficientnet-b0, mobilenet_v2, or tu-<timm name>", "encoder")  # fmt: skip
+    try:
+        return smp.create_model(arch, encoder_name=encoder, encoder_weights=encoder_weights,
+                                in_channels=in_channels, classes=num_classes)  # fmt: skip
+    except (OSError, ValueError, RuntimeError) as exc:
+        if encoder_weights is None:
+            raise InputError(f"--arch/--encoder: {arch} with {encoder} cannot be built ({exc})", "encoder") from exc
+        raise InputError(
+            f"--encoder-weights: the {encoder_weights} weights of {encoder} are not in the local cache "
+            f"(~/.cache/huggingface or ~/.cache/torch/hub); copy them there from a machine with internet access, "
+            f"or train without --encoder-weights ({type(exc).__name__})",
+            "encoder_weights",
+        ) from exc
+
+
+def save_model(directory: Path, network: nn.Module, config: ModelConfig) -> None:
+    """Write the model directory atomically: a cancel or crash leaves the previous one or nothing."""
+    with atomic_dir(Path(directory)) as tmp:
+        state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+        save_file(state, str(tmp / "weights.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+
+
+def load_config(directory: Path, field_name: str = "model") -> ModelConfig:
+    directory = Path(directory)
+    path = directory / "config.json"
+    if not path.exists():
+        raise InputFileError(f"--{field_name}: {directory} is not a model directory (no config.json); train one first",
+                             field_name)  # fmt: skip
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputFileError(f"--{field_name}: {path} is not readable JSON ({exc})", field_name) from exc
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise InputError(f"--{field_name}: {directory} was written by a newer engine (schema_version {version}, this "
+                         f"engine reads up to {SCHEMA_VERSION}); update the engine", field_name)  # fmt: skip
+    try:
+        return ModelConfig.from_dict(data)
+    except (KeyError, TypeError) as exc:
+        raise InputFileError(f"--{field_name}: {path} lacks field {exc}; the model directory is damaged", field_name) from exc
+
+
+def load_model(directory: Path, device: torch.device | str = "cpu", field_name: str = "model") -> tuple[nn.Module, ModelConfig]:
+    """Rebuild the network from config.json and load its safetensors weights (no pickle)."""
+    config = load_config(directory, field_name)
+    if config.kind != "smp":
+        raise InputError(f"--{field_name}: {directory} holds a {config.kind!r} model, not a network", field_name)
+    network = build_network(config.arch, config.encoder, config.in_channels, len(config.classes))
+    weights = Path(directory) / "weights.safetensors"
+    try:
+        state = load_file(str(weights))
+    except (OSError, Exception) as exc:
+        raise InputFileError(f"--{field_name}: {weights} cannot be read ({exc}); the model directory is damaged",
+                             field_name) from exc  # fmt: skip
+    network.load_state_dict(state)
+    return network.to(device).eval(), config
+
+
+def output_stride(network: nn.Module) -> int:
+    """The factor a network's input sides must be a multiple of."""
+    encoder = getattr(network, "encoder", None)
+    return int(getattr(encoder, "output_stride", 32) or 32)

@@ -1,0 +1,144 @@
+"""The training loop: sparse labels, patches, the chosen loss, warm start, AMP on CUDA, cancel between steps."""
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine import cancel
+from engine.classes import ClassInfo
+from engine.errors import InputError
+from engine.events import Events
+from engine.losses import make_loss
+from engine.models import DEFAULT_ARCH, DEFAULT_ENCODER, IGNORE_INDEX, ModelConfig, build_network, load_model, save_model
+from engine.normalization import compute_normalization
+from engine.points import PixelLabels
+from engine.sampling import PatchSampler, RasterSource
+
+
+@dataclass
+class TrainOptions:
+    arch: str = DEFAULT_ARCH
+    encoder: str = DEFAULT_ENCODER
+    encoder_weights: str | None = None
+    epochs: int = 20
+    batch_size: int = 8
+    patch_size: int = 256
+    lr: float = 1e-3
+    loss: str = "dwcd"
+    amplification: float = 5.0
+    patches_per_epoch: int | None = None  # default: the rasters' area in patches, between 4 batches and 512 patches
+    context_fraction: float = 0.25
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    config: ModelConfig
+    network: torch.nn.Module
+    epochs: int
+    steps: int
+    final_loss: float
+    seconds: float
+
+
+def seed_everything(seed: int, device: torch.device) -> np.random.Generator:
+    torch.manual_seed(seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return np.random.default_rng(seed)
+
+
+def patches_per_epoch(sources: list[RasterSource], options: TrainOptions) -> int:
+    if options.patches_per_epoch:
+        return options.patches_per_epoch
+    area = sum(s.height * s.width for s in sources) / options.patch_size**2
+    return int(min(512, max(4 * options.batch_size, math.ceil(area))))
+
+
+def prepare(
+    rasters: list[Path], bands: list[int], classes: list[ClassInfo], options: TrainOptions,
+    init: Path | None, device: torch.device,
+) -> tuple[torch.nn.Module, ModelConfig]:  # fmt: skip
+    """The network and config to train: fresh, or continued from ``init`` (classes and bands must match)."""
+    if init is not None:
+        network, config = load_model(init, device, "init")
+        if config.class_names != [c.name for c in classes]:
+            raise InputError(f"--init: the model in {init} has classes {','.join(config.class_names)}, not "
+                             f"{','.join(c.name for c in classes)}; train a new model or use its classes", "init")  # fmt: skip
+        if config.bands != bands:
+            raise InputError(f"--init: the model in {init} reads bands {config.bands}, not {bands}; "
+                             f"use the same bands or train a new model", "init")  # fmt: skip
+        config.classes = classes  # colours may have changed
+        return network.train(), config
+    normalization = compute_normalization(rasters, bands)
+    network = build_network(options.arch, options.encoder, len(bands), len(classes), options.encoder_weights)
+    config = ModelConfig(options.arch, options.encoder, len(bands), bands, normalization, classes, options.patch_size)
+    return network.to(device), config
+
+
+def train(
+    rasters: list[Path], labels: list[PixelLabels], bands: list[int], classes: list[ClassInfo],
+    options: TrainOptions, device: torch.device, events: Events, init: Path | None = None,
+    out: Path | None = None,
+) -> TrainResult:  # fmt: skip
+    """Train on the labelled pixels of ``rasters``; save to ``out`` (atomically) when given."""
+    start = time.monotonic()
+    rng = seed_everything(options.seed, device)
+    network, config = prepare(rasters, bands, classes, options, init, device)
+    sources = [RasterSource(p, bands, config.normalization) for p in rasters]
+    try:
+        sampler = PatchSampler(sources, labels, options.patch_size, rng, options.context_fraction)
+        loss_fn = make_loss(options.loss, options.amplification, IGNORE_INDEX)
+        optimizer = torch.optim.Adam(network.parameters(), lr=options.lr)
+        steps_per_epoch = max(1, math.ceil(patches_per_epoch(sources, options) / options.batch_size))
+        final_loss, steps = _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device, events)
+    finally:
+        for source in sources:
+            source.close()
+    previous = config.trained
+    config.trained = {
+        "epochs": previous.get("epochs", 0) + options.epochs,
+        "iterations": previous.get("iterations", 0) + 1,
+        "points": int(sum(len(lab) for lab in labels)),
+        "loss": options.loss,
+        "final_loss": final_loss,
+    }
+    network.eval()
+    if out is not None:
+        save_model(out, network, config)
+    return TrainResult(config, network, options.epochs, steps, final_loss, time.monotonic() - start)
+
+
+def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device, events) -> tuple[float, int]:
+    total = options.epochs * steps_per_epoch
+    use_amp = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    network.train()
+    step, epoch_loss = 0, float("nan")
+    for epoch in range(1, options.epochs + 1):
+        losses = []
+        for _ in range(steps_per_epoch):
+            cancel.check()
+            images, targets = sampler.batch(options.batch_size)
+            images = torch.from_numpy(images).to(device, non_blocking=True)
+            targets = torch.from_numpy(targets).to(device, non_blocking=True)
+            autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+            with autocast:
+                logits = network(images)
+            loss = loss_fn(logits.float(), targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(float(loss.detach()))
+            step += 1
+            events.progress("train", step, total)
+        epoch_loss = float(np.mean(losses))
+        events.metric("loss", epoch_loss, epoch=epoch)
+    return epoch_loss, step

@@ -1,0 +1,26 @@
+"""Shared fixtures: tiny seeded GeoTIFFs with a real CRS, and point layers, written to tmp_path."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np
+import pytest
+
+from tests.fixtures import write_points, write_raster, write_scene
+
+
+@pytest.fixture
+def raster(tmp_path):
+    """A 64 x 64 three-band uint8 raster in UTM 33N with 1 m pixels."""
+    rng = np.random.default_rng(0)
+    return write_raster(tmp_path / "image.tif", rng.integers(0, 255, (3, 64, 64), dtype=np.uint8))
+
+
+@pytest.fixture
+def scene(tmp_path):
+    """A small scene of three visually distinct classes with its dense label (see tests/fixtures.py)."""
+    return write_scene(tmp_path, size=128, seed=0)
+
+
+__all__ = ["write_points", "write_raster"]
