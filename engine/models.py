@@ -41,6 +41,7 @@ class ModelConfig:
     ignore_index: int = IGNORE_INDEX
     kind: str = "smp"
     trained: dict = field(default_factory=dict)
+    features: dict = field(default_factory=dict)  # feature settings of a "random_forest" model (engine/forest.py)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -52,6 +53,8 @@ class ModelConfig:
         data["normalization"] = self.normalization.to_dict()
         data["classes"] = [c.to_dict() for c in self.classes]
         data["trained"] = {**self.trained, "engine_version": __version__}
+        if not data["features"]:
+            del data["features"]
         return data
 
     @classmethod

@@ -6,6 +6,7 @@ from pathlib import Path
 from engine.classes import parse_classes
 from engine.errors import InputError
 from engine.events import Events
+from engine.forest import ForestOptions, save_forest, train_forest
 from engine.losses import LOSSES
 from engine.models import DEFAULT_ARCH, DEFAULT_ENCODER, load_config
 from engine.points import read_points, points_to_pixels
@@ -18,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", help="point layer (GeoPackage, GeoJSON, Shapefile) with a class per point")
     parser.add_argument("--classes", help="class names in index order, e.g. background,car,road (colour: car:#ff0000)")
     parser.add_argument("--class-field", default="class", help="the points' field with the class name or 0-based index")
+    parser.add_argument("--model", choices=("unet", "rf"), default="unet",
+                        help="unet: the segmentation network (default); rf: the random-forest baseline")  # fmt: skip
     parser.add_argument("--out", help="model directory to write (replaced whole, only when training completes)")
     parser.add_argument("--init", help="model directory to continue from (warm start)")
     parser.add_argument("--bands", help="1-based bands to use, e.g. 1,2,3 (default: all)")
@@ -58,6 +61,9 @@ def run(args: argparse.Namespace, events: Events) -> None:
     if placed.outside or placed.nodata:
         events.warning(f"{placed.outside + placed.nodata} of {placed.total} points were not used: "
                        f"{placed.outside} outside every raster, {placed.nodata} on nodata pixels")  # fmt: skip
+    if args.model == "rf":
+        _train_forest(args, rasters, placed, bands, classes, out, events)
+        return
     options = TrainOptions(
         arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights, epochs=args.epochs,
         batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr, loss=args.loss,
@@ -73,6 +79,25 @@ def run(args: argparse.Namespace, events: Events) -> None:
         seconds=round(result.seconds, 2), points_used=placed.used, points_per_class=counts,
         points_dropped={"outside": placed.outside, "nodata": placed.nodata},
     )  # fmt: skip
+
+
+def _train_forest(args, rasters, placed, bands, classes, out, events: Events) -> None:
+    """--model rf: refit the forest on every point (--init only supplies the classes)."""
+    model, config = train_forest(rasters, placed.labels, bands, classes, ForestOptions(seed=args.seed), events)
+    save_forest(out, model, config)
+    events.result(
+        "train", model_dir=str(out), model="rf", trees=model.n_trees, nodes=model.n_nodes,
+        seconds=config.trained["seconds"], points_used=placed.used, points_per_class=_per_class(placed, classes),
+        points_dropped={"outside": placed.outside, "nodata": placed.nodata},
+    )  # fmt: skip
+
+
+def _per_class(placed, classes) -> dict[str, int]:
+    counts = {c.name: 0 for c in classes}
+    for lab in placed.labels:
+        for k in lab.classes:
+            counts[classes[k].name] += 1
+    return counts
 
 
 def _require(args: argparse.Namespace) -> tuple[list[Path], Path, Path]:
