@@ -30,7 +30,7 @@ from engine.raster_io import open_raster, read_window
 
 KIND = "random_forest"
 FORMAT = "sparse_al_random_forest_v1"
-TRAVERSAL_ENTRIES = 2_000_000  # (tree, pixel) pairs traversed together: bounds the traversal's memory
+TRAVERSAL_ENTRIES = 500_000  # (tree, pixel) pairs traversed together: bounds memory, stays cache-friendly
 
 
 @dataclass
@@ -101,14 +101,16 @@ class ForestModel:
 
     @cached_property
     def _traversal(self) -> tuple[np.ndarray, ...]:
-        """Global child indexes (leaves point at themselves), float32 thresholds, leaf mask and roots."""
+        """Children as one array (node n's right child at 2n, left child at 2n + 1, global indexes; a leaf is its
+        own child), split features (0 at leaves), float32 thresholds, the leaf mask and the roots."""
         start = np.repeat(self.offsets[:-1], np.diff(self.offsets))
         leaf = self.children_left < 0
         nodes = np.arange(self.n_nodes, dtype=np.int64)
         left = np.where(leaf, nodes, self.children_left + start)
         right = np.where(leaf, nodes, self.children_right + start)
+        children = np.stack([right, left], axis=1).ravel()
         feature = np.where(leaf, 0, self.feature).astype(np.int64)
-        return left, right, feature, float32_at_most(self.threshold), leaf, self.offsets[:-1].astype(np.int64)
+        return children, feature, float32_at_most(self.threshold), leaf, self.offsets[:-1].astype(np.int64)
 
 
 def float32_at_most(threshold: np.ndarray) -> np.ndarray:
@@ -122,38 +124,49 @@ def float32_at_most(threshold: np.ndarray) -> np.ndarray:
 
 def predict_proba(model: ForestModel, features: np.ndarray) -> np.ndarray:
     """Class probabilities (N x C float32) of N x F float32 features: the mean over trees of each leaf's class
-    probabilities, as scikit-learn's predict_proba. Every tree walks all pixels at once, one depth step at a time;
-    pairs that reach a leaf drop out."""
+    probabilities, as scikit-learn's predict_proba. All (tree, pixel) pairs of a chunk of pixels descend together,
+    one depth step at a time; every other step, once enough pairs sit on leaves, those pairs drop out."""
     features = np.ascontiguousarray(features, dtype=np.float32)
     if features.ndim != 2 or features.shape[1] != model.n_features:
         raise ValueError(f"features of shape {features.shape}; the forest needs N x {model.n_features}")
-    left, right, feature, threshold, leaf, roots = model._traversal
-    n_trees, n_features = model.n_trees, model.n_features
     out = np.empty((features.shape[0], model.n_classes), np.float32)
-    chunk = max(1, TRAVERSAL_ENTRIES // n_trees)
+    chunk = max(1, TRAVERSAL_ENTRIES // model.n_trees)
     for start in range(0, features.shape[0], chunk):
         block = features[start : start + chunk]
-        n = block.shape[0]
-        flat = block.ravel()
-        node = np.repeat(roots, n)
-        pixel = np.tile(np.arange(n, dtype=np.int64), n_trees)
-        slot = np.arange(n_trees * n, dtype=np.int64)
-        reached = np.empty(n_trees * n, np.int64)
-        while slot.size:
-            done = leaf[node]
-            if done.any():
-                reached[slot[done]] = node[done]
-                keep = ~done
-                node, pixel, slot = node[keep], pixel[keep], slot[keep]
-                if not slot.size:
-                    break
-            go_left = flat[pixel * n_features + feature[node]] <= threshold[node]
-            node = np.where(go_left, left[node], right[node])
-        total = np.zeros((n, model.n_classes), np.float64)
-        for t in range(n_trees):
-            total += model.value[reached[t * n : (t + 1) * n]]
-        out[start : start + n] = total / n_trees
+        reached = _leaves(model, block).reshape(model.n_trees, len(block))
+        total = np.zeros((len(block), model.n_classes), np.float64)
+        for leaves in reached:
+            total += model.value[leaves]
+        out[start : start + len(block)] = total / model.n_trees
     return out
+
+
+def _leaves(model: ForestModel, block: np.ndarray) -> np.ndarray:
+    """The leaf each (tree, pixel) pair reaches, tree-major (T * n)."""
+    children, feature, threshold, leaf, roots = model._traversal
+    n, flat = block.shape[0], block.ravel()
+    node = np.repeat(roots, n)
+    base = np.tile(np.arange(n, dtype=np.int64) * model.n_features, model.n_trees)  # each pair's pixel row in flat
+    slot = None  # each active pair's index in the output, once pairs have dropped out
+    reached = np.empty(node.size, np.int64)
+    step = 0
+    while True:
+        if step % 2 == 0:
+            done = leaf[node]
+            count = np.count_nonzero(done)
+            if count == node.size:
+                if slot is None:
+                    return node
+                reached[slot] = node
+                return reached
+            if count > node.size // 4:
+                index = np.arange(node.size, dtype=np.int64) if slot is None else slot
+                reached[index[done]] = node[done]
+                keep = ~done
+                node, base, slot = node[keep], base[keep], index[keep]
+        go_left = flat[base + feature[node]] <= threshold[node]
+        node = children[2 * node + go_left]
+        step += 1
 
 
 def from_sklearn(forest, n_classes: int) -> ForestModel:

@@ -19,6 +19,7 @@ from engine.features import FeatureSettings
 from engine.forest import (
     KIND,
     ForestOptions,
+    fit_forest,
     float32_at_most,
     forest_probabilities,
     from_sklearn,
@@ -211,3 +212,36 @@ def test_train_command_with_model_rf_writes_a_forest(tmp_path, scene, capsys):
     model, config = load_forest(out)
     assert config.trained["points"] == 12 and model.n_trees == 100
     assert any(e["event"] == "progress" and e["stage"] == "fit" for e in events)
+
+
+def test_fitting_in_steps_grows_the_same_forest_as_one_fit():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int) + (x[:, 1] > 1)
+    stepped = fit_forest(x, y, ForestOptions(trees=9, trees_per_step=4, seed=3))
+    whole = RandomForestClassifier(n_estimators=9, random_state=3).fit(x, y)
+    for name, array in from_sklearn(whole, 3).tensors().items():
+        assert np.array_equal(getattr(from_sklearn(stepped, 3), name), array), name
+
+
+def test_traversal_by_chunks_equals_one_chunk(monkeypatch):
+    forest, x = _sklearn_forest(n=2000)
+    model = from_sklearn(forest, n_classes=5)
+    whole = predict_proba(model, x)
+    monkeypatch.setattr("engine.forest.TRAVERSAL_ENTRIES", 25 * 300)  # 300 pixels a chunk, the last one shorter
+    np.testing.assert_array_equal(predict_proba(model, x), whole)
+
+
+def test_benchmark_miou_against_hand_computed_values():
+    from benchmarks.bench_forest import confusion, iou_per_class, mean_iou
+
+    truth = np.array([[0, 0, 1], [1, 2, 2]])
+    pred = np.array([[0, 1, 1], [1, 2, 0]])
+    matrix = confusion(truth, pred, 4)
+    assert matrix[:3, :3].tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    # IoU: class 0: 1 / (2 + 2 - 1), class 1: 2 / (2 + 3 - 2), class 2: 1 / (2 + 1 - 1); class 3 absent
+    np.testing.assert_allclose(iou_per_class(matrix)[:3], [1 / 3, 2 / 3, 1 / 2])
+    assert np.isnan(iou_per_class(matrix)[3])
+    assert mean_iou(matrix) == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+    masked = confusion(truth, pred, 4, mask=truth != 2)
+    assert masked.sum() == 4
