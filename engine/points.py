@@ -64,7 +64,9 @@ def read_points(path: str | Path, class_field: str, classes: list[ClassInfo]) ->
         raise InputError(f"--class-field: {path} has no field {class_field!r}; its fields are {fields}", "class_field")
     values = frame[class_field]
     if values.isna().any():
-        raise InputError(f"--points: {int(values.isna().sum())} point(s) in {path} have no {class_field}; set one", "points")
+        raise InputError(
+            f"--points: {int(values.isna().sum())} point(s) in {path} have no {class_field}; set one", "points"
+        )
     frame = frame.assign(class_index=[class_index(v, classes, class_field) for v in values])
     return frame
 

@@ -62,8 +62,15 @@ class PatchSampler:
     """Draws patches: with ``context_fraction`` a random window anywhere, otherwise a window holding a labelled
     point chosen class-balanced (a class uniformly among those labelled, then one of its points)."""
 
-    def __init__(self, sources: list[RasterSource], labels: list[PixelLabels], patch_size: int,
-                 rng: np.random.Generator, context_fraction: float = 0.25, augment: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        sources: list[RasterSource],
+        labels: list[PixelLabels],
+        patch_size: int,
+        rng: np.random.Generator,
+        context_fraction: float = 0.25,
+        augment: bool = True,
+    ):
         self.sources, self.labels, self.size = sources, labels, patch_size
         self.rng, self.context_fraction, self.augment = rng, context_fraction, augment
         owners = [np.full(len(lab), i) for i, lab in enumerate(labels)]

@@ -14,7 +14,15 @@ from engine.classes import ClassInfo
 from engine.errors import InputError
 from engine.events import Events
 from engine.losses import make_loss
-from engine.models import DEFAULT_ARCH, DEFAULT_ENCODER, IGNORE_INDEX, ModelConfig, build_network, load_model, save_model
+from engine.models import (
+    DEFAULT_ARCH,
+    DEFAULT_ENCODER,
+    IGNORE_INDEX,
+    ModelConfig,
+    build_network,
+    load_model,
+    save_model,
+)
 from engine.normalization import compute_normalization
 from engine.points import PixelLabels
 from engine.sampling import PatchSampler, RasterSource
@@ -63,17 +71,27 @@ def patches_per_epoch(sources: list[RasterSource], options: TrainOptions) -> int
 def check_init(config: ModelConfig, init: Path, classes: list[ClassInfo], bands: list[int]) -> None:
     """A warm start needs the same classes (in order) and bands as the model it continues."""
     if config.class_names != [c.name for c in classes]:
-        raise InputError(f"--init: the model in {init} has classes {','.join(config.class_names)}, not "
-                         f"{','.join(c.name for c in classes)}; train a new model or use its classes", "init")  # fmt: skip
+        raise InputError(
+            f"--init: the model in {init} has classes {','.join(config.class_names)}, not "
+            f"{','.join(c.name for c in classes)}; train a new model or use its classes",
+            "init",
+        )
     if config.bands != bands:
-        raise InputError(f"--init: the model in {init} reads bands {config.bands}, not {bands}; "
-                         f"use the same bands or train a new model", "init")  # fmt: skip
+        raise InputError(
+            f"--init: the model in {init} reads bands {config.bands}, not {bands}; "
+            f"use the same bands or train a new model",
+            "init",
+        )
 
 
 def prepare(
-    rasters: list[Path], bands: list[int], classes: list[ClassInfo], options: TrainOptions,
-    init: Path | None, device: torch.device,
-) -> tuple[torch.nn.Module, ModelConfig]:  # fmt: skip
+    rasters: list[Path],
+    bands: list[int],
+    classes: list[ClassInfo],
+    options: TrainOptions,
+    init: Path | None,
+    device: torch.device,
+) -> tuple[torch.nn.Module, ModelConfig]:
     """The network and config to train: fresh, or continued from ``init`` (classes and bands must match)."""
     if init is not None:
         network, config = load_model(init, device, "init")
@@ -87,10 +105,16 @@ def prepare(
 
 
 def train(
-    rasters: list[Path], labels: list[PixelLabels], bands: list[int], classes: list[ClassInfo],
-    options: TrainOptions, device: torch.device, events: Events, init: Path | None = None,
+    rasters: list[Path],
+    labels: list[PixelLabels],
+    bands: list[int],
+    classes: list[ClassInfo],
+    options: TrainOptions,
+    device: torch.device,
+    events: Events,
+    init: Path | None = None,
     out: Path | None = None,
-) -> TrainResult:  # fmt: skip
+) -> TrainResult:
     """Train on the labelled pixels of ``rasters``; save to ``out`` (atomically) when given."""
     start = time.monotonic()
     rng = seed_everything(options.seed, device)
