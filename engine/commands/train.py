@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default=DEFAULT_ARCH, help="any segmentation-models-pytorch architecture")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="any segmentation-models-pytorch encoder")
     parser.add_argument("--encoder-weights", help="pretrained encoder weights from the local cache, e.g. imagenet")
-    parser.add_argument("--loss", choices=LOSSES, default="dwcd")
+    parser.add_argument("--loss", choices=LOSSES, default="dwcd+ce", help="default: DWCD plus partial cross-entropy")
     parser.add_argument("--amplification", type=float, default=5.0, help="DWCD weight for confident, wrong pixels")
 
 

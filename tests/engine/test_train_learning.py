@@ -44,7 +44,7 @@ def _miou(pred: np.ndarray, label: np.ndarray, keep: np.ndarray) -> float:
 @pytest.mark.slow
 def test_a_few_points_per_class_give_iou_well_above_chance(scene):
     labels = _labels(scene.label, per_class=5, seed=0)
-    options = TrainOptions(epochs=12, batch_size=4, patch_size=64, patches_per_epoch=16, lr=3e-3, seed=0)
+    options = TrainOptions(epochs=12, batch_size=4, patch_size=64, patches_per_epoch=16, seed=0)
     result = train([scene.image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), Events("text"))
     unclicked = np.ones_like(scene.label, bool)
     unclicked[labels.rows, labels.cols] = False
