@@ -276,3 +276,18 @@ def test_cancel_before_the_first_model_leaves_none(tmp_path, scene, points):
     proc.stdout.close()
     assert proc.wait(timeout=60) == 130
     assert list(tmp_path.glob("*model*")) == []
+
+
+@pytest.mark.slow
+def test_single_band_uint16_raster_with_nodata_and_a_geographic_crs(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.integers(100, 4000, (1, 64, 64)).astype(np.uint16)
+    data[0, :8] = 0
+    image = write_raster(tmp_path / "pan.tif", data, crs="EPSG:4326", pixel=1e-5, origin=(12.0, 42.0), nodata=0)
+    xy = [(12.0 + (c + 0.5) * 1e-5, 42.0 - (r + 0.5) * 1e-5) for r, c in [(20, 20), (40, 40), (2, 2)]]
+    points = write_points(tmp_path / "p.gpkg", xy, [0, 1, 1], crs="EPSG:4326")
+    run = run_engine("train", "--raster", image, "--points", points, "--classes", "a,b", "--out", tmp_path / "m", *TINY)
+    assert run.code == 0, run.stderr
+    assert run.of("result")[0]["points_dropped"] == {"outside": 0, "nodata": 1}
+    assert any("1 on nodata" in e["message"] for e in run.of("log"))
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["in_channels"] == 1
