@@ -13,6 +13,7 @@ from engine import cancel
 from engine.classes import ClassInfo
 from engine.errors import InputError
 from engine.events import Events
+from engine.expansion import expand_clicks
 from engine.losses import make_loss
 from engine.models import (
     DEFAULT_ARCH,
@@ -41,6 +42,7 @@ class TrainOptions:
     amplification: float = 5.0
     patches_per_epoch: int | None = None  # default: the rasters' area in patches, between 4 batches and 512 patches
     context_fraction: float = 0.25
+    expand_clicks: bool = False  # spread each click over the similar pixels of its superpixel (engine/expansion.py)
     seed: int = 0
 
 
@@ -121,6 +123,9 @@ def train(
     network, config = prepare(rasters, bands, classes, options, init, device)
     sources = [RasterSource(p, bands, config.normalization) for p in rasters]
     try:
+        if options.expand_clicks:
+            labels = [expand_clicks(src.read, lab) for src, lab in zip(sources, labels, strict=True)]
+            events.info(f"labels spread from the clicks: {sum(len(lab) for lab in labels)} labelled pixels")
         sampler = PatchSampler(sources, labels, options.patch_size, rng, options.context_fraction)
         loss_fn = make_loss(options.loss, options.amplification, IGNORE_INDEX)
         optimizer = torch.optim.Adam(network.parameters(), lr=options.lr)
@@ -133,7 +138,7 @@ def train(
     config.trained = {
         "epochs": previous.get("epochs", 0) + options.epochs,
         "iterations": previous.get("iterations", 0) + 1,
-        "points": int(sum(len(lab) for lab in labels)),
+        "points": int(sum(int((lab.weight_array() >= 1).sum()) for lab in labels)),
         "loss": options.loss,
         "final_loss": final_loss,
     }
@@ -154,13 +159,11 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
         losses = []
         for _ in range(steps_per_epoch):
             cancel.check()
-            images, targets = sampler.batch(options.batch_size)
-            images = torch.from_numpy(images).to(device, non_blocking=True)
-            targets = torch.from_numpy(targets).to(device, non_blocking=True)
+            images, targets, weights = (torch.from_numpy(a).to(device) for a in sampler.batch(options.batch_size))
             autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
             with autocast:
                 logits = network(images)
-            loss = loss_fn(logits.float(), targets)
+            loss = loss_fn(logits.float(), targets, weights)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-weights", help="pretrained encoder weights from the local cache, e.g. imagenet")
     parser.add_argument("--loss", choices=LOSSES, default="dwcd+ce", help="default: DWCD plus partial cross-entropy")
     parser.add_argument("--amplification", type=float, default=5.0, help="DWCD weight for confident, wrong pixels")
+    parser.add_argument("--expand-clicks", action="store_true", help="spread each click over its similar superpixel")
 
 
 def run(args: argparse.Namespace, events: Events) -> None:
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace, events: Events) -> None:
         amplification=args.amplification,
         patches_per_epoch=args.patches_per_epoch,
         seed=args.seed,
+        expand_clicks=args.expand_clicks,
     )
     result = train(rasters, placed.labels, bands, classes, options, args.torch_device, events, init, out)
     counts = {c.name: 0 for c in classes}
