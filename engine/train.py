@@ -11,6 +11,7 @@ import torch
 
 from engine import cancel
 from engine.classes import ClassInfo
+from engine.consistency import consistency_loss, strong_view
 from engine.errors import InputError
 from engine.events import Events
 from engine.expansion import expand_clicks
@@ -26,6 +27,7 @@ from engine.models import (
 )
 from engine.normalization import compute_normalization
 from engine.points import PixelLabels
+from engine.pretrain import pretrain
 from engine.sampling import PatchSampler, RasterSource
 
 
@@ -43,6 +45,9 @@ class TrainOptions:
     patches_per_epoch: int | None = None  # default: the rasters' area in patches, between 4 batches and 512 patches
     context_fraction: float = 0.25
     expand_clicks: bool = False  # spread each click over the similar pixels of its superpixel (engine/expansion.py)
+    consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
+    consistency_threshold: float = 0.9
+    pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
     seed: int = 0
 
 
@@ -123,6 +128,10 @@ def train(
     network, config = prepare(rasters, bands, classes, options, init, device)
     sources = [RasterSource(p, bands, config.normalization) for p in rasters]
     try:
+        if options.pretrain_steps and init is None:
+            recon = pretrain(network, config.arch, config.encoder, sources, options.pretrain_steps,
+                             options.batch_size, options.patch_size, device, events, rng)  # fmt: skip
+            events.metric("pretrain_loss", recon)
         if options.expand_clicks:
             labels = [expand_clicks(src.read, lab) for src, lab in zip(sources, labels, strict=True)]
             events.info(f"labels spread from the clicks: {sum(len(lab) for lab in labels)} labelled pixels")
@@ -161,9 +170,17 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
             cancel.check()
             images, targets, weights = (torch.from_numpy(a).to(device) for a in sampler.batch(options.batch_size))
             autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
-            with autocast:
-                logits = network(images)
-            loss = loss_fn(logits.float(), targets, weights)
+            if options.consistency > 0:
+                strong, flipped = strong_view(images)
+                with autocast:
+                    logits, strong_logits = network(torch.cat([images, strong])).chunk(2)
+                loss = loss_fn(logits.float(), targets, weights) + options.consistency * consistency_loss(
+                    logits, strong_logits, flipped, options.consistency_threshold
+                )
+            else:
+                with autocast:
+                    logits = network(images)
+                loss = loss_fn(logits.float(), targets, weights)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", choices=LOSSES, default="dwcd+ce", help="default: DWCD plus partial cross-entropy")
     parser.add_argument("--amplification", type=float, default=5.0, help="DWCD weight for confident, wrong pixels")
     parser.add_argument("--expand-clicks", action="store_true", help="spread each click over its similar superpixel")
+    parser.add_argument("--consistency", type=float, default=0.0, help="weight of consistency on unlabelled pixels")
+    parser.add_argument("--pretrain-steps", type=int, default=0, help="self-supervised warm-up steps (fresh models)")
 
 
 def run(args: argparse.Namespace, events: Events) -> None:
@@ -81,6 +83,8 @@ def run(args: argparse.Namespace, events: Events) -> None:
         patches_per_epoch=args.patches_per_epoch,
         seed=args.seed,
         expand_clicks=args.expand_clicks,
+        consistency=args.consistency,
+        pretrain_steps=args.pretrain_steps,
     )
     result = train(rasters, placed.labels, bands, classes, options, args.torch_device, events, init, out)
     counts = {c.name: 0 for c in classes}
