@@ -5,9 +5,9 @@
 - ``uncertainty.tif``: float32 in [0, 1], nodata NaN; the measure in the ``UNCERTAINTY`` tag and band description.
 - ``probabilities.tif`` (optional): float32, one band per class named after it, nodata NaN.
 
-All are tiled (256 x 256), DEFLATE-compressed, BigTIFF when needed, with internal overviews (nearest for classes,
-average for the rest); with ``cog`` they are Cloud Optimized GeoTIFFs. Blocks arrive aligned to the 256 x 256 tiles,
-so every tile is compressed once.
+All are tiled (256 x 256), DEFLATE-compressed (level 1: on float noise higher levels cost time and gain little),
+BigTIFF when needed, with internal overviews (nearest for classes, average for the rest); with ``cog`` they are Cloud
+Optimized GeoTIFFs. Blocks arrive aligned to the 256 x 256 tiles, so every tile is compressed once.
 """
 
 import contextlib
@@ -116,7 +116,7 @@ class PredictionWriter:
     def _profile(self, name: str) -> dict:
         s = self.spec
         profile = {"driver": "GTiff", "width": s.width, "height": s.height, "crs": s.crs, "transform": s.transform,
-                   "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate",
+                   "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate", "zlevel": 1,
                    "BIGTIFF": "IF_SAFER"}  # fmt: skip
         if name == "prediction":
             return {**profile, "count": 1, "dtype": "uint8", "nodata": PREDICTION_NODATA}
@@ -186,7 +186,7 @@ class PredictionWriter:
 
 def _to_cog(source: Path, target: Path, resampling: Resampling) -> None:
     rasterio.shutil.copy(
-        source, target, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=BLOCK, BIGTIFF="IF_SAFER",
+        source, target, driver="COG", COMPRESS="DEFLATE", LEVEL=1, BLOCKSIZE=BLOCK, BIGTIFF="IF_SAFER",
         OVERVIEW_RESAMPLING=resampling.name.upper(), OVERVIEWS="IGNORE_EXISTING",
     )  # fmt: skip
     _remove(source)

@@ -72,7 +72,8 @@ def predict_probabilities(
     ``image``: bands x H x W raw values (the model's bands, in its order; normalised here with
     ``config.normalization``); ``valid``: H x W bool (False on nodata). Tiles of ``tile_size`` (a multiple of the
     network's output stride) overlap by ``overlap`` pixels and are blended; an image smaller than a tile is padded.
-    ``progress(done, total)`` is called after every batch, in tiles.
+    ``progress(done, total)`` is called after every batch, in tiles. The network runs in eval mode and is put back in
+    the mode it was in; on CUDA it is moved to channels-last memory format and runs under autocast (bf16 or fp16).
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[0] != config.in_channels:
@@ -98,8 +99,11 @@ def predict_probabilities(
         if bald is not None:
             bald[window] = values[-1]
 
-    inference = Inference(network, device, mc_samples)
-    predict_tiles(grid, read, inference, write, options, progress)
+    was_training = network.training
+    try:
+        predict_tiles(grid, read, Inference(network, device, mc_samples), write, options, progress)
+    finally:
+        network.train(was_training)
     return Prediction(probs, bald)
 
 

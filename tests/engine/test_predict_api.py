@@ -110,6 +110,17 @@ def test_mc_dropout_gives_bald_in_unit_range_and_keeps_the_deterministic_probabi
     assert not any(m.training for m in net.modules())  # the network is left as it was
 
 
+def test_a_training_network_predicts_in_eval_mode_and_is_left_training():
+    torch.manual_seed(0)
+    net, config = build_network("Unet", "resnet18", 3, 3), _config()
+    image, valid = _image(64, 64), np.ones((64, 64), bool)
+    expected = predict_probabilities(net.eval(), config, image, valid, "cpu").probs
+    net.train()
+    got = predict_probabilities(net, config, image, valid, "cpu").probs
+    assert net.training and all(m.training for m in net.modules())
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 def test_mc_dropout_needs_a_segmentation_head():
     with pytest.raises(ValueError, match="segmentation_head"):
         predict_probabilities(_conv_net(1), _config(), _image(32, 32), np.ones((32, 32), bool), "cpu", mc_samples=2)
