@@ -61,8 +61,9 @@ def read_manifest(path: str | Path, field: str = "manifest") -> Manifest:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputFileError(f"--{field}: {path} is not readable JSON ({exc})", field) from exc
     if not isinstance(data, dict) or "classes" not in data or "items" not in data:
-        raise InputError(f"--{field}: {path} needs the fields classes and items (see ../shared/data/*/manifest.json)",
-                         field)  # fmt: skip
+        raise InputError(
+            f"--{field}: {path} needs the fields classes and items (see ../shared/data/*/manifest.json)", field
+        )
     classes = parse_classes(data["classes"])
     ignore = data.get("label_ignore_value")
     if ignore is not None and not (isinstance(ignore, int) and 0 <= ignore <= 255):
@@ -84,8 +85,9 @@ def _item(path: Path, k: int, entry, field: str) -> ManifestItem:
         return file
 
     seed = entry.get("seed_points")
-    return ManifestItem(resolve(entry["image"]), resolve(entry["label"]), str(entry.get("split", "")),
-                        resolve(seed) if seed else None)  # fmt: skip
+    return ManifestItem(
+        resolve(entry["image"]), resolve(entry["label"]), str(entry.get("split", "")), resolve(seed) if seed else None
+    )
 
 
 def read_label(item: ManifestItem, manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:

@@ -3,8 +3,9 @@
 import numpy as np
 
 
-def confusion_matrix(predicted: np.ndarray, reference: np.ndarray, num_classes: int,
-                     valid: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def confusion_matrix(
+    predicted: np.ndarray, reference: np.ndarray, num_classes: int, valid: np.ndarray | None = None
+) -> np.ndarray:
     """Counts (num_classes x num_classes, int64): rows are the reference class, columns the predicted one.
 
     Pixels outside ``valid``, or whose reference is not a class index (an ignore value such as 255), do not count.

@@ -29,16 +29,29 @@ def labelled_mask(labels: PixelLabels, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def points_per_class(reference: np.ndarray, valid: np.ndarray, num_classes: int, k: int, rng: np.random.Generator,
-                     labelled: np.ndarray | None = None) -> PixelLabels:  # fmt: skip
+def points_per_class(
+    reference: np.ndarray,
+    valid: np.ndarray,
+    num_classes: int,
+    k: int,
+    rng: np.random.Generator,
+    labelled: np.ndarray | None = None,
+) -> PixelLabels:
     """``k`` random pixels of each class present in the reference (the first clicks when there are no seeds)."""
     open_ = valid if labelled is None else valid & ~labelled
     picks = [_pick(open_ & (reference == c), k, rng) for c in range(num_classes)]
     return _labels(np.sort(np.concatenate(picks)), reference)
 
 
-def error_clicks(predicted: np.ndarray, reference: np.ndarray, valid: np.ndarray, num_classes: int, k: int,
-                 rng: np.random.Generator, labelled: np.ndarray | None = None) -> PixelLabels:  # fmt: skip
+def error_clicks(
+    predicted: np.ndarray,
+    reference: np.ndarray,
+    valid: np.ndarray,
+    num_classes: int,
+    k: int,
+    rng: np.random.Generator,
+    labelled: np.ndarray | None = None,
+) -> PixelLabels:
     """The seed paper's protocol: per class, ``k`` random pixels of that class that the prediction gets wrong."""
     wrong = valid & (predicted != reference)
     if labelled is not None:
@@ -47,8 +60,9 @@ def error_clicks(predicted: np.ndarray, reference: np.ndarray, valid: np.ndarray
     return _labels(np.sort(np.concatenate(picks)), reference)
 
 
-def answer(rows: np.ndarray, cols: np.ndarray, reference: np.ndarray, valid: np.ndarray,
-           labelled: np.ndarray | None = None) -> PixelLabels:  # fmt: skip
+def answer(
+    rows: np.ndarray, cols: np.ndarray, reference: np.ndarray, valid: np.ndarray, labelled: np.ndarray | None = None
+) -> PixelLabels:
     """The reference's class at the given pixels, skipping pixels without a class and already labelled ones."""
     flat = np.unique(np.asarray(rows, np.int64) * reference.shape[1] + np.asarray(cols, np.int64))
     keep = valid.ravel()[flat]
@@ -57,8 +71,13 @@ def answer(rows: np.ndarray, cols: np.ndarray, reference: np.ndarray, valid: np.
     return _labels(flat[keep], reference)
 
 
-def answer_regions(segments: np.ndarray, regions: np.ndarray, reference: np.ndarray, valid: np.ndarray,
-                   labelled: np.ndarray | None = None) -> PixelLabels:  # fmt: skip
+def answer_regions(
+    segments: np.ndarray,
+    regions: np.ndarray,
+    reference: np.ndarray,
+    valid: np.ndarray,
+    labelled: np.ndarray | None = None,
+) -> PixelLabels:
     """Every pixel of the given superpixels, labelled from the reference (``--label-regions``)."""
     inside = np.isin(segments, np.asarray(regions)) & (segments > 0) & valid
     if labelled is not None:

@@ -51,8 +51,9 @@ def _open_pixels(score: np.ndarray, valid: np.ndarray, exclude: np.ndarray | Non
     return usable
 
 
-def top_k_spread(score: np.ndarray, valid: np.ndarray, k: int, min_distance: float = 0.0,
-                 exclude: np.ndarray | None = None) -> Candidates:  # fmt: skip
+def top_k_spread(
+    score: np.ndarray, valid: np.ndarray, k: int, min_distance: float = 0.0, exclude: np.ndarray | None = None
+) -> Candidates:
     """The ``k`` highest-scoring usable pixels, greedily, skipping any closer than ``min_distance`` pixels
     (Euclidean) to one already chosen. Ties go to the earlier pixel in row-major order."""
     score = np.asarray(score, np.float64)
@@ -86,8 +87,13 @@ def top_k_spread(score: np.ndarray, valid: np.ndarray, k: int, min_distance: flo
     return Candidates(chosen_arr // width, chosen_arr % width, score.ravel()[chosen_arr])
 
 
-def random_pixels(valid: np.ndarray, k: int, rng: np.random.Generator, exclude: np.ndarray | None = None,
-                  score: np.ndarray | None = None) -> Candidates:  # fmt: skip
+def random_pixels(
+    valid: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    exclude: np.ndarray | None = None,
+    score: np.ndarray | None = None,
+) -> Candidates:
     """``k`` usable pixels drawn uniformly without replacement; scored by ``score`` when given, else 0."""
     usable = np.asarray(valid, bool) if exclude is None else np.asarray(valid, bool) & ~np.asarray(exclude, bool)
     flat = np.flatnonzero(usable)
@@ -111,8 +117,15 @@ class SuperpixelQueries:
     mean_uncertainty: float  # of the image's valid pixels: the rank of this image among the others
 
 
-def superpixel_queries(image: np.ndarray, uncertainty: np.ndarray, valid: np.ndarray, *, region_size: int = 24,
-                       compactness: float = 0.1, exclude: np.ndarray | None = None) -> SuperpixelQueries:  # fmt: skip
+def superpixel_queries(
+    image: np.ndarray,
+    uncertainty: np.ndarray,
+    valid: np.ndarray,
+    *,
+    region_size: int = 24,
+    compactness: float = 0.1,
+    exclude: np.ndarray | None = None,
+) -> SuperpixelQueries:
     """Dynamic budget on one image (bands x H x W): the number of queries follows how many superpixels stand out.
 
     Each queried superpixel is suggested at its most uncertain pixel outside ``exclude`` (already labelled pixels);
@@ -131,8 +144,9 @@ def superpixel_queries(image: np.ndarray, uncertainty: np.ndarray, valid: np.nda
     return SuperpixelQueries(segments, means, split.threshold, queried, candidates, mean_unc)
 
 
-def _most_uncertain_pixels(segments: np.ndarray, uncertainty: np.ndarray, queried: np.ndarray, means: np.ndarray,
-                           exclude: np.ndarray | None) -> Candidates:  # fmt: skip
+def _most_uncertain_pixels(
+    segments: np.ndarray, uncertainty: np.ndarray, queried: np.ndarray, means: np.ndarray, exclude: np.ndarray | None
+) -> Candidates:
     if queried.size == 0:
         return Candidates()
     rank = np.full(means.size, -1, np.int64)

@@ -28,8 +28,16 @@ def segment(image: np.ndarray, valid: np.ndarray, region_size: int = 24, compact
     if count == 0:
         return np.zeros(valid.shape, np.int32)
     n_segments = max(1, round(count / float(region_size) ** 2))
-    segments = slic(scaled_bands(image, valid), n_segments=n_segments, compactness=compactness, mask=valid,
-                    start_label=1, channel_axis=-1, convert2lab=False, enforce_connectivity=True)  # fmt: skip
+    segments = slic(
+        scaled_bands(image, valid),
+        n_segments=n_segments,
+        compactness=compactness,
+        mask=valid,
+        start_label=1,
+        channel_axis=-1,
+        convert2lab=False,
+        enforce_connectivity=True,
+    )
     segments = np.asarray(segments, np.int32)
     segments[~valid] = 0
     return segments

@@ -126,9 +126,11 @@ def test_superpixel_skips_labelled_pixels_and_flat_maps():
 
 
 def test_rank_and_cap_takes_most_uncertain_tiles_first_up_to_the_budget():
-    tiles = [(0.2, Candidates([0, 1, 2], [0, 0, 0], [0.5, 0.4, 0.3])),
-             (0.9, Candidates([5, 6], [1, 1], [0.9, 0.8])),
-             (0.5, Candidates([7, 8, 9], [2, 2, 2], [0.7, 0.6, 0.2]))]  # fmt: skip
+    tiles = [
+        (0.2, Candidates([0, 1, 2], [0, 0, 0], [0.5, 0.4, 0.3])),
+        (0.9, Candidates([5, 6], [1, 1], [0.9, 0.8])),
+        (0.5, Candidates([7, 8, 9], [2, 2, 2], [0.7, 0.6, 0.2])),
+    ]
     taken = rank_and_cap(tiles, budget=4)
     assert [len(t) for t in taken] == [0, 2, 2]
     assert taken[2].rows.tolist() == [7, 8]
