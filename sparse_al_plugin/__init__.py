@@ -1,7 +1,7 @@
 """Sparse AL QGIS plugin. QGIS calls classFactory; nothing heavy happens on import."""
 
 
-def classFactory(iface):  # noqa: N802 - QGIS's name
+def classFactory(iface):
     from sparse_al_plugin.plugin import SparseAlPlugin
 
     return SparseAlPlugin(iface)

@@ -8,7 +8,7 @@ class SparseAlPlugin:
         self.iface = iface
         self.action = None
 
-    def initGui(self):  # noqa: N802 - QGIS's name
+    def initGui(self):
         self.action = QAction("Sparse AL", self.iface.mainWindow())
         self.iface.addPluginToRasterMenu("Sparse AL", self.action)
 
