@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import rasterio
 import torch
 
@@ -25,13 +24,12 @@ from engine.atomic import atomic_file
 from engine.events import Events
 from engine.manifest import read_manifest
 from engine.models import load_model
-from engine.predict import predict_probabilities
+from engine.predict_raster import RasterPredictOptions, predict_raster
 from engine.qgis_project import Layer, write_project
 from engine.simulate import SimulateOptions, Simulation
 from engine.suggest import POINTS_LAYER, SUPERPIXELS_LAYER, SuggestOptions, suggest_rasters, write_gpkg
 from engine.synthetic import write_scene
 from engine.train import TrainOptions
-from engine.uncertainty import entropy
 
 log = logging.getLogger("engine.demo")
 
@@ -39,11 +37,11 @@ log = logging.getLogger("engine.demo")
 DEMO_TRAIN = {
     "arch": "Unet",
     "encoder": "resnet18",
-    "epochs": 3,
-    "batch_size": 8,
-    "patch_size": 128,
-    "patches_per_epoch": 64,
-    "lr": 2e-3,
+    "epochs": 4,
+    "batch_size": 16,
+    "patch_size": 64,
+    "patches_per_epoch": 400,
+    "lr": 1e-3,
 }
 
 
@@ -52,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="demo", help="output folder (its files are overwritten)")
     parser.add_argument("--size", type=int, default=2048, help="side of the synthetic scene in pixels (0.25 m)")
     parser.add_argument("--tile-size", type=int, default=256, help="side of the manifest's tiles")
-    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=DEMO_TRAIN["epochs"], help="epochs per iteration")
     parser.add_argument("--patches-per-epoch", type=int, default=DEMO_TRAIN["patches_per_epoch"])
     parser.add_argument("--encoder", default=DEMO_TRAIN["encoder"])
@@ -111,7 +109,7 @@ def run_demo(out: Path, args: argparse.Namespace, device: torch.device) -> dict:
     model_dir = out / "simulation" / strategy / "model"
     log.info("3/4 predicting the whole scene and suggesting where to click next")
     network, config = load_model(model_dir, device)
-    _predict_scene(network, config, files.image, out, device, suggest)
+    _predict_scene(network, config, files.image, out, device, model_dir)
     result = suggest_rasters(
         network,
         config,
@@ -153,23 +151,11 @@ def _print_row(row: dict, classes) -> None:
     )
 
 
-def _predict_scene(network, config, scene: Path, out: Path, device, suggest: SuggestOptions) -> None:
-    """prediction.tif (class index, with the class colours) and uncertainty.tif (normalised entropy, 0..1)."""
-    with rasterio.open(scene) as ds:
-        image = ds.read(config.bands).astype(np.float32)
-        valid = np.all(ds.read_masks(config.bands) > 0, axis=0)
-        profile = ds.profile
-    prediction = predict_probabilities(
-        network, config, image, valid, device, tile_size=512, overlap=64, batch_size=suggest.batch_size
-    )
-    classes = np.argmax(prediction.probs, axis=0).astype(np.uint8)
-    profile.update(count=1, dtype="uint8", nodata=255, compress="deflate", tiled=True, blockxsize=256, blockysize=256)
-    with atomic_file(out / "prediction.tif") as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(np.where(valid, classes, 255)[None])
-        dst.write_colormap(1, {k: (*_rgb(c.color), 255) for k, c in enumerate(config.classes)})
-    profile.update(dtype="float32", nodata=-1.0)
-    with atomic_file(out / "uncertainty.tif") as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(np.where(valid, entropy(prediction.probs), -1.0).astype(np.float32)[None])
+def _predict_scene(network, config, scene: Path, out: Path, device, model_dir: Path) -> dict:
+    """prediction.tif (class index, with the class colours) and uncertainty.tif (normalised entropy, 0..1), the
+    outputs of ``python -m engine predict``."""
+    options = RasterPredictOptions(tile_size=512, overlap=64, batch_size=4, uncertainty="entropy")
+    return predict_raster(network, config, scene, out, None, device, options, Events("text"), str(model_dir))
 
 
 def _rgb(color: str) -> tuple[int, int, int]:

@@ -100,7 +100,6 @@ def _crs(parent: ET.Element, crs: str) -> None:
     parsed = CRS.from_user_input(crs)
     srs = ET.SubElement(parent, "spatialrefsys")
     ET.SubElement(srs, "wkt").text = parsed.to_wkt()
-    ET.SubElement(srs, "proj4").text = parsed.to_proj4()
     authority = parsed.to_authority()
     ET.SubElement(srs, "authid").text = f"{authority[0]}:{authority[1]}" if authority else ""
     ET.SubElement(srs, "description").text = parsed.name

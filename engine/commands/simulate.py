@@ -54,8 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--arch", default=DEFAULT_ARCH)
     group.add_argument("--encoder", default=DEFAULT_ENCODER)
     group.add_argument("--encoder-weights", help="pretrained encoder weights from the local cache, e.g. imagenet")
-    group.add_argument("--loss", choices=LOSSES, default="dwcd")
+    group.add_argument("--loss", choices=LOSSES, default=TrainOptions.loss)
     group.add_argument("--amplification", type=float, default=5.0)
+    group.add_argument("--expand-clicks", action="store_true", help="spread each click over its similar superpixel")
+    group.add_argument("--consistency", type=float, default=0.0, help="weight of consistency on unlabelled pixels")
+    group.add_argument("--pretrain-steps", type=int, default=0, help="self-supervised warm-up steps (first iteration)")
     group = parser.add_argument_group("suggestions and prediction")
     group.add_argument("--superpixel-size", type=int, default=24)
     group.add_argument("--compactness", type=float, default=0.1)
@@ -87,6 +90,8 @@ def options_from(args: argparse.Namespace) -> SimulateOptions:
         ("overlap", 0 <= args.overlap < args.tile_size // 2, "between 0 and half the tile size"),
         ("mc_samples", args.mc_samples >= 0, "0 or more"),
         ("lr", args.lr > 0, "positive"),
+        ("consistency", args.consistency >= 0, "0 or more"),
+        ("pretrain_steps", args.pretrain_steps >= 0, "0 or more"),
     ]
     for name, ok, what in checks:
         if not ok:
@@ -104,6 +109,9 @@ def options_from(args: argparse.Namespace) -> SimulateOptions:
         loss=args.loss,
         amplification=args.amplification,
         patches_per_epoch=args.patches_per_epoch,
+        expand_clicks=args.expand_clicks,
+        consistency=args.consistency,
+        pretrain_steps=args.pretrain_steps,
         seed=args.seed,
     )
     suggest = SuggestOptions(
