@@ -67,11 +67,13 @@ def add_class(classes: Classes, name: str | None = None, color: str | None = Non
 
 
 def rename_class(classes: Classes, index: int, name: str) -> Classes:
+    _check_index(classes, index)
     name = check_name(name, classes, ignore_index=index)
     return _replace(classes, index, ClassSpec(name, classes[index].color))
 
 
 def recolor_class(classes: Classes, index: int, color: str) -> Classes:
+    _check_index(classes, index)
     return _replace(classes, index, ClassSpec(classes[index].name, check_color(color)))
 
 
