@@ -19,6 +19,7 @@ def test_init_gui_adds_and_unload_removes_everything(iface):
     from sparse_al_plugin.plugin import SparseAlPlugin
 
     window = iface.mainWindow()
+    QgsApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # what earlier tests unloaded
     before = len(window.findChildren(QToolBar)), len(window.findChildren(QDockWidget))
     plugin = SparseAlPlugin(iface)
     plugin.initGui()
