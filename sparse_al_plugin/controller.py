@@ -180,12 +180,13 @@ class Controller(QObject):
     def set_reference(self, layer_id: str) -> None:
         layer = self.project.mapLayer(layer_id) if layer_id else None
         self._save_state(reference=layer.source() if layer is not None else None)
+        self._refresh_rasters()
 
     def _refresh_rasters(self, *_args) -> None:
         if self.session is None:
             return
-        candidates = [layer for layer in self.project.mapLayers().values()
-                      if isinstance(layer, QgsRasterLayer) and not role_of(layer)]  # fmt: skip
+        candidates = [layer for layer in self.project.mapLayers().values() if isinstance(layer, QgsRasterLayer)
+                      and not role_of(layer) and layer.source() != self.state.reference]  # fmt: skip
         checked = [layer.id() for layer in candidates if layer.source() in self.state.rasters]
         self.dock.set_rasters([(layer.id(), layer.name()) for layer in candidates], checked)
 

@@ -79,8 +79,10 @@ class SparseAlDock(QDockWidget):
         layout.addWidget(self._iterations_box(), 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
         self.setWidget(scroll)
+        self.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         self.set_session(None)
         self.set_busy(False)
 
@@ -91,7 +93,7 @@ class SparseAlDock(QDockWidget):
         row = QHBoxLayout()
         self.folder_edit = QLineEdit()
         self.folder_edit.setReadOnly(True)
-        self.folder_edit.setPlaceholderText("choose a folder for points, models and results")
+        self.folder_edit.setPlaceholderText("points, models, results")
         self.folder_button = QPushButton("Open…")
         self.folder_button.setToolTip("Open a session folder, or create one in an empty folder")
         self.folder_button.clicked.connect(self._choose_folder)
@@ -104,7 +106,7 @@ class SparseAlDock(QDockWidget):
         row.addWidget(self.settings_button)
         form.addRow("Folder", row)
         self.raster_list = QListWidget()
-        self.raster_list.setMaximumHeight(72)
+        self.raster_list.setMaximumHeight(54)
         self.raster_list.setToolTip("The raster layers to train on, predict and suggest on (tick one or more)")
         self.raster_list.itemChanged.connect(self._rasters_ticked)
         form.addRow("Rasters", self.raster_list)
@@ -118,7 +120,8 @@ class SparseAlDock(QDockWidget):
         return box
 
     def _classes_box(self) -> QGroupBox:
-        box = QGroupBox("Classes (keys 1–9 pick the active class)")
+        box = QGroupBox("Classes")
+        box.setToolTip("The selected class is the one you click; keys 1–9 on the map select it too")
         layout = QVBoxLayout(box)
         self.class_table = QTableWidget(0, 4)
         self.class_table.setHorizontalHeaderLabels(["key", "colour", "name", "points"])
@@ -127,9 +130,12 @@ class SparseAlDock(QDockWidget):
         self.class_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.class_table.horizontalHeader()
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for col in (0, 1, 3):
+        for col in (0, 3):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.class_table.setMaximumHeight(150)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(1, 48)
+        self.class_table.verticalHeader().setDefaultSectionSize(24)
+        self.class_table.setMaximumHeight(160)
         self.class_table.itemChanged.connect(self._class_item_changed)
         self.class_table.itemSelectionChanged.connect(self._class_selected)
         layout.addWidget(self.class_table)
@@ -146,11 +152,12 @@ class SparseAlDock(QDockWidget):
         self.undo_button.clicked.connect(self.undoRequested)
         for widget in (self.add_class_button, self.remove_class_button):
             row.addWidget(widget)
-        row.addStretch(1)
-        row.addWidget(self.tool_button)
-        row.addWidget(self.undo_button)
         layout.addLayout(row)
-        self.hover_label = QLabel("")
+        tools = QHBoxLayout()
+        tools.addWidget(self.tool_button, 1)
+        tools.addWidget(self.undo_button)
+        layout.addLayout(tools)
+        self.hover_label = QLabel("Keys 1–9 pick the class to click")
         self.hover_label.setToolTip("The current prediction's class under the cursor")
         layout.addWidget(self.hover_label)
         return box
@@ -158,10 +165,10 @@ class SparseAlDock(QDockWidget):
     def _loop_box(self) -> QGroupBox:
         box = QGroupBox("Loop")
         layout = QVBoxLayout(box)
-        options = QHBoxLayout()
+        options = QFormLayout()
         self.extent_combo = QComboBox()
         for key, text in EXTENTS:
-            self.extent_combo.addItem(f"Predict {text}", key)
+            self.extent_combo.addItem(text, key)
         self.strategy_combo = QComboBox()
         for name in STRATEGIES:
             self.strategy_combo.addItem(name, name)
@@ -170,19 +177,27 @@ class SparseAlDock(QDockWidget):
         self.budget_spin.setRange(1, 1000)
         self.budget_spin.setValue(20)
         self.budget_spin.setToolTip("How many points Suggest proposes (per raster)")
-        options.addWidget(self.extent_combo)
-        options.addWidget(self.strategy_combo)
-        options.addWidget(self.budget_spin)
+        for combo in (self.extent_combo, self.strategy_combo):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(5)
+        suggest_row = QHBoxLayout()
+        suggest_row.addWidget(self.strategy_combo, 1)
+        suggest_row.addWidget(self.budget_spin)
+        options.addRow("Predict on", self.extent_combo)
+        options.addRow("Suggest by", suggest_row)
         layout.addLayout(options)
         buttons = QHBoxLayout()
-        self.train_button = self._run_button("Train", "train", ("train",))
-        self.predict_button = self._run_button("Predict", "predict", ("predict",))
-        self.suggest_button = self._run_button("Suggest", "suggest", ("suggest",))
+        self.train_button = self._run_button("Train", "", ("train",))
+        self.predict_button = self._run_button("Predict", "", ("predict",))
+        self.suggest_button = self._run_button("Suggest", "", ("suggest",))
+        self.train_button.setToolTip("Train on the points (continuing from the last model when the classes match)")
+        self.predict_button.setToolTip("Predict classes and uncertainty with the last model")
+        self.suggest_button.setToolTip("Suggest where to click next with the last model")
         for button in (self.train_button, self.predict_button, self.suggest_button):
             buttons.addWidget(button)
         layout.addLayout(buttons)
-        self.next_button = self._run_button("Next iteration (train, predict, suggest)", "next",
-                                            ("train", "predict", "suggest"))  # fmt: skip
+        self.next_button = self._run_button("Next iteration", "next", ("train", "predict", "suggest"))
+        self.next_button.setToolTip("Train (continuing from the last model), predict, then suggest")
         font = self.next_button.font()
         font.setBold(True)
         self.next_button.setFont(font)
@@ -221,7 +236,7 @@ class SparseAlDock(QDockWidget):
         return box
 
     def _run_button(self, text: str, icon: str, commands: tuple[str, ...]) -> QPushButton:
-        button = QPushButton(QIcon(icon_path(icon)), text)
+        button = QPushButton(QIcon(icon_path(icon)), text) if icon else QPushButton(text)
         button.clicked.connect(lambda: self.runRequested.emit(RunRequest(commands, self.loop_options())))
         return button
 
@@ -280,7 +295,7 @@ class SparseAlDock(QDockWidget):
             button.setColor(QColor(spec.color))
             button.setShowMenu(False)
             button.setAllowOpacity(False)
-            button.setMinimumWidth(36)
+            button.setFixedSize(44, 20)
             button.colorChanged.connect(lambda color, r=row: self._recolored(r, color))
             table.setCellWidget(row, 1, button)
             name = QTableWidgetItem(spec.name)
