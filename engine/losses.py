@@ -35,7 +35,9 @@ def _labelled(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> 
 
 
 class DWCDLoss(nn.Module):
-    def __init__(self, amplification: float = 5.0, eps: float = 1.0, ignore_index: int = 255, weight_grad: bool = False):
+    def __init__(
+        self, amplification: float = 5.0, eps: float = 1.0, ignore_index: int = 255, weight_grad: bool = False
+    ):
         super().__init__()
         self.amplification = amplification
         self.eps = eps

@@ -93,6 +93,7 @@ def save_model(directory: Path, network: nn.Module, config: ModelConfig) -> None
         state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
         save_file(state, str(tmp / "weights.safetensors"))
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        os.chmod(tmp / "weights.safetensors", 0o644)
 
 
 def load_config(directory: Path, field_name: str = "model") -> ModelConfig:

@@ -6,6 +6,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from rasterio.transform import rowcol
 
 from engine.classes import ClassInfo, class_index
 from engine.errors import InputError, InputFileError
@@ -76,9 +77,8 @@ def points_to_pixels(frame: gpd.GeoDataFrame, rasters: list[Path]) -> PointsOnRa
     for path in rasters:
         with open_raster(path) as ds:
             xy = frame.geometry.to_crs(ds.crs)
-            inv = ~ds.transform
-            cols_f, rows_f = inv * (xy.x.to_numpy(), xy.y.to_numpy())
-            rows, cols = np.floor(rows_f).astype(np.int64), np.floor(cols_f).astype(np.int64)
+            rows, cols = rowcol(ds.transform, xy.x.to_numpy(), xy.y.to_numpy(), op=np.floor)
+            rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
             inside = remaining.to_numpy() & (rows >= 0) & (rows < ds.height) & (cols >= 0) & (cols < ds.width)
             valid = inside.copy()
             for i in np.flatnonzero(inside):

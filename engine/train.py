@@ -60,6 +60,16 @@ def patches_per_epoch(sources: list[RasterSource], options: TrainOptions) -> int
     return int(min(512, max(4 * options.batch_size, math.ceil(area))))
 
 
+def check_init(config: ModelConfig, init: Path, classes: list[ClassInfo], bands: list[int]) -> None:
+    """A warm start needs the same classes (in order) and bands as the model it continues."""
+    if config.class_names != [c.name for c in classes]:
+        raise InputError(f"--init: the model in {init} has classes {','.join(config.class_names)}, not "
+                         f"{','.join(c.name for c in classes)}; train a new model or use its classes", "init")  # fmt: skip
+    if config.bands != bands:
+        raise InputError(f"--init: the model in {init} reads bands {config.bands}, not {bands}; "
+                         f"use the same bands or train a new model", "init")  # fmt: skip
+
+
 def prepare(
     rasters: list[Path], bands: list[int], classes: list[ClassInfo], options: TrainOptions,
     init: Path | None, device: torch.device,
@@ -67,12 +77,7 @@ def prepare(
     """The network and config to train: fresh, or continued from ``init`` (classes and bands must match)."""
     if init is not None:
         network, config = load_model(init, device, "init")
-        if config.class_names != [c.name for c in classes]:
-            raise InputError(f"--init: the model in {init} has classes {','.join(config.class_names)}, not "
-                             f"{','.join(c.name for c in classes)}; train a new model or use its classes", "init")  # fmt: skip
-        if config.bands != bands:
-            raise InputError(f"--init: the model in {init} reads bands {config.bands}, not {bands}; "
-                             f"use the same bands or train a new model", "init")  # fmt: skip
+        check_init(config, init, classes, bands)
         config.classes = classes  # colours may have changed
         return network.train(), config
     normalization = compute_normalization(rasters, bands)

@@ -10,7 +10,7 @@ from engine.losses import LOSSES
 from engine.models import DEFAULT_ARCH, DEFAULT_ENCODER, load_config
 from engine.points import read_points, points_to_pixels
 from engine.raster_io import open_raster, parse_bands
-from engine.train import TrainOptions, train
+from engine.train import TrainOptions, check_init, train
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,12 +42,15 @@ def run(args: argparse.Namespace, events: Events) -> None:
             if ds.count < max(bands):
                 raise InputError(f"--raster: {path} has {ds.count} band(s); all rasters need bands {bands}", "raster")
     init = Path(args.init) if args.init else None
+    init_config = load_config(init, "init") if init is not None else None
     if args.classes:
         classes = parse_classes(args.classes)
-    elif init is not None:
-        classes = load_config(init, "init").classes
+    elif init_config is not None:
+        classes = init_config.classes
     else:
         raise InputError("--classes is required: the class names in index order, e.g. background,car,road", "classes")
+    if init_config is not None:
+        check_init(init_config, init, classes, bands)
     _check_numbers(args)
     frame = read_points(points, args.class_field, classes)
     placed = points_to_pixels(frame, rasters)

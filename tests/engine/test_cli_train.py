@@ -1,0 +1,195 @@
+"""`python -m engine train` as the plugin runs it: events, job files, errors, warm start, cancel."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from engine import SCHEMA_VERSION
+from tests.engine.cli_helpers import ROOT, TINY, engine_env, run_engine, scene_points
+from tests.fixtures import pixel_center, write_points, write_raster
+
+CLASSES = "background,red,blue"
+
+
+@pytest.fixture
+def points(tmp_path, scene):
+    return scene_points(tmp_path, scene.label, per_class=3, names=CLASSES.split(","))
+
+
+def _train(scene, points, out, *extra):
+    return run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", out,
+                      *TINY, *extra)  # fmt: skip
+
+
+def _assert_one_error(run, code, *words):
+    assert run.code == code, run.stderr
+    errors = run.of("error")
+    assert len(errors) == 1 and not run.of("result")
+    assert errors[0] == run.events[-1]
+    assert "\n" not in errors[0]["message"]
+    for word in words:
+        assert word in errors[0]["message"]
+    return errors[0]
+
+
+@pytest.mark.slow
+def test_train_writes_a_model_and_reports_progress(tmp_path, scene, points):
+    run = _train(scene, points, tmp_path / "model")
+    assert run.code == 0, run.stderr
+    assert [e["event"] for e in run.events][0] == "start"
+    assert run.events[-1]["event"] == "result"
+    assert run.of("progress")[-1]["fraction"] == 1.0
+    assert run.of("metric")[0]["name"] == "loss"
+    result = run.of("result")[0]
+    assert result["points_used"] == 9 and result["points_per_class"] == {"background": 3, "red": 3, "blue": 3}
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["schema_version"] == SCHEMA_VERSION
+    assert [c["name"] for c in config["classes"]] == CLASSES.split(",")
+    assert config["bands"] == [1, 2, 3] and config["in_channels"] == 3
+    assert {"low", "high", "mean", "std"} <= set(config["normalization"])
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "weights.safetensors"]
+
+
+@pytest.mark.slow
+def test_job_file_carries_the_same_fields(tmp_path, scene, points):
+    job = {"raster": [str(scene.image)], "points": str(points), "classes": CLASSES, "out": str(tmp_path / "m"),
+           "epochs": 1, "patch_size": 64, "batch_size": 2, "patches_per_epoch": 4}  # fmt: skip
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    run = run_engine("train", "--job", tmp_path / "job.json")
+    assert run.code == 0, run.stderr
+    assert (tmp_path / "m" / "config.json").exists()
+
+
+def test_job_file_with_unknown_field_is_refused(tmp_path):
+    (tmp_path / "job.json").write_text(json.dumps({"raster": ["a.tif"], "epoch": 3}))
+    _assert_one_error(run_engine("train", "--job", tmp_path / "job.json"), 2, "epoch", "job.json")
+
+
+def test_missing_raster(tmp_path, points):
+    run = run_engine("train", "--raster", tmp_path / "nope.tif", "--points", points, "--classes", CLASSES,
+                     "--out", tmp_path / "m")  # fmt: skip
+    assert _assert_one_error(run, 2, "nope.tif", "does not exist")["field"] == "raster"
+
+
+def test_unreadable_raster(tmp_path, points):
+    (tmp_path / "bad.tif").write_text("not a raster")
+    run = run_engine("train", "--raster", tmp_path / "bad.tif", "--points", points, "--classes", CLASSES,
+                     "--out", tmp_path / "m")  # fmt: skip
+    _assert_one_error(run, 2, "bad.tif")
+
+
+def test_raster_without_crs(tmp_path, points):
+    image = write_raster(tmp_path / "nocrs.tif", np.ones((3, 32, 32), np.uint8), crs=None)
+    run = run_engine("train", "--raster", image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    _assert_one_error(run, 2, "nocrs.tif", "no CRS")
+
+
+def test_missing_or_unreadable_points(tmp_path, scene):
+    run = run_engine("train", "--raster", scene.image, "--points", tmp_path / "none.gpkg", "--classes", CLASSES,
+                     "--out", tmp_path / "m")  # fmt: skip
+    _assert_one_error(run, 2, "none.gpkg")
+    (tmp_path / "junk.gpkg").write_text("junk")
+    run = run_engine("train", "--raster", scene.image, "--points", tmp_path / "junk.gpkg", "--classes", CLASSES,
+                     "--out", tmp_path / "m")  # fmt: skip
+    _assert_one_error(run, 2, "junk.gpkg")
+
+
+def test_points_without_crs(tmp_path, scene):
+    points = write_points(tmp_path / "p.gpkg", [pixel_center(1, 1)], ["red"], crs=None)
+    run = run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    _assert_one_error(run, 2, "p.gpkg", "no CRS")
+
+
+def test_no_points(tmp_path, scene):
+    points = write_points(tmp_path / "p.gpkg", [], [])
+    run = run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    _assert_one_error(run, 2, "no points")
+
+
+def test_all_points_outside_the_rasters(tmp_path, scene):
+    points = write_points(tmp_path / "p.gpkg", [pixel_center(-50, 10), pixel_center(500, 500)], ["red", "blue"])
+    run = run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    _assert_one_error(run, 2, "2 outside")
+
+
+def test_unknown_class_name_or_index(tmp_path, scene):
+    points = write_points(tmp_path / "p.gpkg", [pixel_center(1, 1)], ["green"])
+    run = run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    _assert_one_error(run, 2, "green", "background,red,blue")
+    points = write_points(tmp_path / "q.gpkg", [pixel_center(1, 1)], [7])
+    run = run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    _assert_one_error(run, 2, "7")
+
+
+def test_bad_option_values(tmp_path, scene, points):
+    _assert_one_error(_train(scene, points, tmp_path / "m", "--patch-size", "50"), 2, "--patch-size")
+    _assert_one_error(_train(scene, points, tmp_path / "m", "--arch", "Nope"), 2, "Nope", "Unet")
+    _assert_one_error(_train(scene, points, tmp_path / "m", "--loss", "focal"), 2, "focal")
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_init_continues_training_and_checks_classes_and_bands(tmp_path, scene, points):
+    assert _train(scene, points, tmp_path / "m1").code == 0
+    run = run_engine("train", "--raster", scene.image, "--points", points, "--init", tmp_path / "m1",
+                     "--out", tmp_path / "m2", *TINY)  # fmt: skip
+    assert run.code == 0, run.stderr
+    trained = json.loads((tmp_path / "m2" / "config.json").read_text())["trained"]
+    assert trained["epochs"] == 2 and trained["iterations"] == 2
+    other = _train(scene, points, tmp_path / "m3", "--init", tmp_path / "m1", "--classes", "background,red,green")
+    _assert_one_error(other, 2, "--init", "background,red,blue")
+    other = _train(scene, points, tmp_path / "m3", "--init", tmp_path / "m1", "--bands", "1,2")
+    _assert_one_error(other, 2, "--init", "bands")
+
+
+def test_model_from_a_newer_schema_is_refused(tmp_path, scene, points):
+    (tmp_path / "future").mkdir()
+    (tmp_path / "future" / "config.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    run = _train(scene, points, tmp_path / "m", "--init", tmp_path / "future")
+    _assert_one_error(run, 2, "newer engine", "update the engine")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cancel_leaves_the_previous_model_intact(tmp_path, scene, points, sig):
+    out = tmp_path / "model"
+    assert _train(scene, points, out).code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    args = [sys.executable, "-m", "engine", "train", "--raster", scene.image, "--points", points, "--classes", CLASSES,
+            "--out", out, "--init", out, "--epochs", "500", "--patch-size", "64", "--batch-size", "2",
+            "--patches-per-epoch", "4", "--events", "json"]  # fmt: skip
+    proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, text=True, cwd=ROOT, env=engine_env())
+    events = []
+    for line in proc.stdout:
+        events.append(json.loads(line))
+        if events[-1]["event"] == "progress":
+            proc.send_signal(sig)
+            break
+    events += [json.loads(line) for line in proc.stdout]
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 130
+    assert events[-1]["event"] == "error" and events[-1]["code"] == "cancelled"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.slow
+def test_cancel_before_the_first_model_leaves_none(tmp_path, scene, points):
+    out = tmp_path / "model"
+    args = [sys.executable, "-m", "engine", "train", "--raster", scene.image, "--points", points, "--classes", CLASSES,
+            "--out", out, "--epochs", "500", "--patch-size", "64", "--batch-size", "2", "--events", "json"]  # fmt: skip
+    proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, text=True, cwd=ROOT, env=engine_env())
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "progress":
+            time.sleep(0.2)
+            proc.terminate()
+            break
+    proc.stdout.read()
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 130
+    assert list(tmp_path.glob("*model*")) == []
