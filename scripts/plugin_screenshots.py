@@ -136,7 +136,12 @@ def show_prediction(plugin) -> None:
         for layer in plugin.controller.results.layers(role):
             root.findLayer(layer.id()).setItemVisibilityChecked(True)
     plugin.iface.mapCanvas().refresh()
-    QTimer.singleShot(3000, lambda: shoot("plugin_prediction.png", lambda: QgsApplication.exit(0)))
+    QTimer.singleShot(3000, lambda: shoot("plugin_prediction.png", quit_qgis))
+
+
+def quit_qgis() -> None:
+    QgsProject.instance().setDirty(False)  # no "save the project?" question
+    qgis.utils.iface.actionExit().trigger()
 
 
 def shoot(name: str, then) -> None:

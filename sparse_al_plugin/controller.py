@@ -28,7 +28,7 @@ from .map_tool import MapClick, PointTool
 from .metrics import confusion, scores
 from .notify import Notifier, UserError, guarded, log
 from .points_store import PointStore, create_points_file, nearest_feature, open_points_layer
-from .results import ResultLayers, role_of, tag
+from .results import ResultLayers, iteration_of, role_of, tag
 from .session import IterationRecord, PredictionFiles, Session, SessionState, latest, safe_name, upsert, with_prediction
 from .settings import load_settings, save_settings
 from .settings_dialog import SettingsDialog
@@ -54,6 +54,7 @@ class Controller(QObject):
         self.task = None
         self.queue: list[str] = []
         self.settings_dialog: SettingsDialog | None = None
+        self.hover_text = ""
         self._connect()
 
     def _connect(self) -> None:
@@ -318,19 +319,22 @@ class Controller(QObject):
 
     @guarded
     def on_hover(self, point: QgsPointXY) -> None:
-        self.dock.set_hover(self._class_under(point))
+        """The class under the cursor in the newest prediction, in the status bar."""
+        text = self._class_under(point)
+        if text or self.hover_text:
+            self.iface.mainWindow().statusBar().showMessage(text, 4000)
+        self.hover_text = text
 
     def _class_under(self, point: QgsPointXY) -> str:
-        layers = sorted(self.results.layers("prediction"), key=lambda layer: -int(layer.customProperty(
-            "sparse_al/iteration", 0) or 0))  # fmt: skip
+        layers = sorted(self.results.layers("prediction"), key=iteration_of, reverse=True)
         for layer in layers:
             p = self._transform_to(layer.crs()).transform(point)
             if not layer.extent().contains(p):
                 continue
             value, ok = layer.dataProvider().sample(p, 1)
             if ok and 0 <= int(value) < len(self.state.classes):
-                return f"Under the cursor: {self.state.classes[int(value)].name} (iteration " \
-                       f"{layer.customProperty('sparse_al/iteration')})"  # fmt: skip
+                name = self.state.classes[int(value)].name
+                return f"Sparse AL prediction (iteration {iteration_of(layer)}): {name}"
         return ""
 
     def _transform_to(self, crs: QgsCoordinateReferenceSystem) -> QgsCoordinateTransform:

@@ -135,31 +135,29 @@ class SparseAlDock(QDockWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(1, 48)
         self.class_table.verticalHeader().setDefaultSectionSize(24)
-        self.class_table.setMaximumHeight(160)
         self.class_table.itemChanged.connect(self._class_item_changed)
         self.class_table.itemSelectionChanged.connect(self._class_selected)
         layout.addWidget(self.class_table)
         row = QHBoxLayout()
-        self.add_class_button = QPushButton("Add class")
+        self.add_class_button = QToolButton()
+        self.add_class_button.setText("+")
+        self.add_class_button.setToolTip("Add a class")
         self.add_class_button.clicked.connect(lambda: self.classEdited.emit(ClassEdit("add")))
-        self.remove_class_button = QPushButton("Remove")
+        self.remove_class_button = QToolButton()
+        self.remove_class_button.setText("−")
         self.remove_class_button.setToolTip("Remove the selected class and its points")
         self.remove_class_button.clicked.connect(self._remove_clicked)
         self.tool_button = QToolButton()
         self.tool_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.tool_button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.undo_button = QPushButton("Undo")
         self.undo_button.setToolTip("Undo the last point added or removed (Ctrl+Z on the map)")
         self.undo_button.clicked.connect(self.undoRequested)
         for widget in (self.add_class_button, self.remove_class_button):
             row.addWidget(widget)
+        row.addWidget(self.tool_button, 1)
+        row.addWidget(self.undo_button)
         layout.addLayout(row)
-        tools = QHBoxLayout()
-        tools.addWidget(self.tool_button, 1)
-        tools.addWidget(self.undo_button)
-        layout.addLayout(tools)
-        self.hover_label = QLabel("Keys 1–9 pick the class to click")
-        self.hover_label.setToolTip("The current prediction's class under the cursor")
-        layout.addWidget(self.hover_label)
         return box
 
     def _loop_box(self) -> QGroupBox:
@@ -307,6 +305,8 @@ class SparseAlDock(QDockWidget):
             count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(row, 3, count)
         table.selectRow(active)
+        rows = min(len(classes), 6)
+        table.setFixedHeight(table.horizontalHeader().height() + rows * table.verticalHeader().defaultSectionSize() + 4)
         self._updating = False
 
     def set_history(self, records: list[IterationRecord], classes: Classes) -> None:
@@ -338,9 +338,6 @@ class SparseAlDock(QDockWidget):
 
     def set_stage(self, text: str) -> None:
         self.stage_label.setText(text)
-
-    def set_hover(self, text: str) -> None:
-        self.hover_label.setText(text)
 
     def _update_run_buttons(self) -> None:
         enabled = getattr(self, "_session_open", False) and not getattr(self, "_busy", False)

@@ -13,11 +13,12 @@ from qgis.core import (
     QgsSingleBandPseudoColorRenderer,
     QgsVectorLayer,
 )
+from qgis.PyQt.QtCore import QEvent
 
 from sparse_al_plugin.dock import RunRequest
 from sparse_al_plugin.session import LoopOptions
 from tests.fixtures import write_raster
-from tests.plugin.conftest import click, messages, open_session, show_raster, wait_for, wait_idle
+from tests.plugin.conftest import click, messages, mouse, open_session, show_raster, wait_for, wait_idle
 
 NEXT = RunRequest(("train", "predict", "suggest"), LoopOptions("entropy", 5, "full"))
 
@@ -227,3 +228,19 @@ def test_renamed_class_renames_points_and_trains_a_fresh_model(plugin, image, tm
     wait_idle(plugin)
     job = calls(fake_engine)[-1]["job"]
     assert "init" not in job and [c["name"] for c in job["classes"]] == ["background", "car"]
+
+
+def test_the_status_bar_names_the_predicted_class_under_the_cursor(plugin, image, tmp_path):
+    """The fake engine predicts background in the raster's left half and class_1 in its right half."""
+    start_session(plugin, image, tmp_path)
+    plugin.controller.run(NEXT)
+    wait_idle(plugin)
+    canvas = plugin.iface.mapCanvas()
+    status = plugin.iface.mainWindow().statusBar()
+    for x_map, expected in ((500_010, "background"), (500_050, "class_1")):
+        pixel = canvas.getCoordinateTransform().transform(x_map, 4_649_990)
+        plugin.tool.canvasMoveEvent(mouse(canvas, round(pixel.x()), round(pixel.y()), kind=QEvent.Type.MouseMove))
+        assert status.currentMessage() == f"Sparse AL prediction (iteration 1): {expected}"
+    outside = canvas.getCoordinateTransform().transform(499_990, 4_649_990)  # left of the raster
+    plugin.tool.canvasMoveEvent(mouse(canvas, round(outside.x()), round(outside.y()), kind=QEvent.Type.MouseMove))
+    assert status.currentMessage() == ""
