@@ -53,6 +53,7 @@ def main() -> None:
         int(os.environ.get("SPARSE_AL_SHOT_WIDTH", "1280")), int(os.environ.get("SPARSE_AL_SHOT_HEIGHT", "900"))
     )
     save_settings(PluginSettings(python=os.environ["SPARSE_AL_ENGINE_PYTHON"], device="cpu",
+                                 path=os.environ.get("SPARSE_AL_ENGINE_PATH", ""),
                                  train=TrainOptions(epochs=EPOCHS, patch_size=128, batch_size=4,
                                                     patches_per_epoch=16)))  # fmt: skip
     plugin = qgis.utils.plugins["sparse_al_plugin"]
@@ -140,8 +141,7 @@ def show_prediction(plugin) -> None:
 
 
 def quit_qgis() -> None:
-    QgsProject.instance().setDirty(False)  # no "save the project?" question
-    qgis.utils.iface.actionExit().trigger()
+    os._exit(0)  # QGIS 3.22 can crash tearing a project down at exit; the screenshots are written
 
 
 def shoot(name: str, then) -> None:

@@ -55,6 +55,7 @@ class Controller(QObject):
         self.queue: list[str] = []
         self.settings_dialog: SettingsDialog | None = None
         self.hover_text = ""
+        self.export_task: FunctionTask | None = None
         self._connect()
 
     def _connect(self) -> None:

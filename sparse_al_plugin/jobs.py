@@ -48,14 +48,14 @@ def train_job(rasters: list[str], points: Path, classes: Classes, out: Path, ini
 
 
 def predict_job(model: Path, raster: str, out: Path, bbox: str | None = None) -> dict:
-    job = {"model": str(model), "raster": [raster], "out": str(out)}
+    job = {"model": str(model), "raster": raster, "out": str(out)}  # one raster: --raster is not repeatable here
     if bbox:
         job["bbox"] = bbox
     return job
 
 
 def suggest_job(model: Path, raster: str, out: Path, strategy: str, budget: int) -> dict:
-    return {"model": str(model), "raster": [raster], "out": str(out), "strategy": strategy, "budget": int(budget)}
+    return {"model": str(model), "raster": raster, "out": str(out), "strategy": strategy, "budget": int(budget)}
 
 
 def bbox_text(xmin: float, ymin: float, xmax: float, ymax: float, authid: str) -> str:

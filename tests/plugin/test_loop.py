@@ -244,3 +244,38 @@ def test_the_status_bar_names_the_predicted_class_under_the_cursor(plugin, image
     outside = canvas.getCoordinateTransform().transform(499_990, 4_649_990)  # left of the raster
     plugin.tool.canvasMoveEvent(mouse(canvas, round(outside.x()), round(outside.y()), kind=QEvent.Type.MouseMove))
     assert status.currentMessage() == ""
+
+
+def test_export_after_a_round_writes_the_prediction(plugin, image, tmp_path):
+    from osgeo import gdal
+
+    from sparse_al_plugin.export import ExportRequest
+
+    start_session(plugin, image, tmp_path)
+    plugin.controller.run(NEXT)
+    wait_idle(plugin)
+    record = plugin.controller.history[0]
+    request = ExportRequest(str(tmp_path / "export" / "map.tif"), polygons=True)
+    task = plugin.controller.start_export([p.prediction for p in record.predictions], request)
+    wait_for(lambda: plugin.controller.export_task is None, 30, "the export")
+    assert task.exception is None
+    assert gdal.Open(str(tmp_path / "export" / "map.tif")).RasterXSize == 64
+    assert (tmp_path / "export" / "map.gpkg").exists()
+    assert any("exported" in m for m in messages(plugin.iface, Qgis.MessageLevel.Success))
+
+
+def test_removing_a_class_removes_its_points_and_restyles(plugin, image, tmp_path):
+    from sparse_al_plugin.dock import ClassEdit
+
+    start_session(plugin, image, tmp_path)
+    plugin.controller.edit_class(ClassEdit("add"))
+    plugin.controller.activate_class(2)
+    click(plugin, 500, 100)
+    plugin.controller.edit_class(ClassEdit("remove", 1))  # class_1 and its one point go
+    assert [c.name for c in plugin.controller.state.classes] == ["background", "class_2"]
+    assert sorted(f["class"] for f in plugin.controller.store.layer.getFeatures()) == ["background", "background",
+                                                                                       "class_2"]  # fmt: skip
+    categories = [c.value() for c in plugin.controller.store.layer.renderer().categories()]
+    assert categories[:2] == ["background", "class_2"]
+    saved = json.loads((tmp_path / "session" / "session.json").read_text())
+    assert [c["name"] for c in saved["classes"]] == ["background", "class_2"]
