@@ -29,7 +29,7 @@ IMAGE = Path(os.environ.get("SPARSE_AL_SHOT_IMAGE", DATA / "images" / "1.tif"))
 LABEL = Path(os.environ.get("SPARSE_AL_SHOT_LABEL", DATA / "labels" / IMAGE.name))
 OUT = Path(os.environ.get("SPARSE_AL_SHOT_OUT", Path.cwd() / "docs" / "images"))
 SESSION = Path(os.environ.get("SPARSE_AL_SHOT_SESSION") or tempfile.mkdtemp(prefix="sparse-al-shot-"))
-STEPS = tuple(os.environ.get("SPARSE_AL_SHOT_STEPS", "train,predict,suggest").split(","))
+STEPS = tuple(s for s in os.environ.get("SPARSE_AL_SHOT_STEPS", "train,predict,suggest").split(",") if s)
 EPOCHS = int(os.environ.get("SPARSE_AL_SHOT_EPOCHS", "30"))
 POINTS_PER_CLASS = int(os.environ.get("SPARSE_AL_SHOT_POINTS", "8"))
 CLASSES = (("background", "#b0b0b0"), ("car", "#e31a1c"), ("road", "#505050"), ("building", "#ff7f00"),
@@ -58,6 +58,7 @@ def main() -> None:
                                                     patches_per_epoch=16)))  # fmt: skip
     plugin = qgis.utils.plugins["sparse_al_plugin"]
     plugin.dock_action.setChecked(True)
+    window.resizeDocks([plugin.dock], [330], Qt.Orientation.Horizontal)
     image = QgsRasterLayer(str(IMAGE), f"image {IMAGE.stem}")
     reference = QgsRasterLayer(str(LABEL), f"label {LABEL.stem} (reference)")
     project = QgsProject.instance()
@@ -77,8 +78,9 @@ def main() -> None:
     controller._refresh_rasters()
     plugin.tool_action.setChecked(True)
     iface.setActiveLayer(image)
-    QTimer.singleShot(1500, lambda: click_points(plugin))
-    QTimer.singleShot(3000, lambda: controller.run(RunRequest(STEPS, LoopOptions("superpixel", 15, "full"))))
+    if STEPS:  # else: only the screenshots of a session done before (SPARSE_AL_SHOT_SESSION)
+        QTimer.singleShot(1500, lambda: click_points(plugin))
+        QTimer.singleShot(3000, lambda: controller.run(RunRequest(STEPS, LoopOptions("superpixel", 15, "full"))))
     QTimer.singleShot(5000, lambda: wait_then(plugin, lambda: finish(plugin)))
 
 
@@ -147,7 +149,11 @@ def quit_qgis() -> None:
 def shoot(name: str, then) -> None:
     qgis.utils.iface.messageBar().clearWidgets()
     QgsApplication.processEvents()
-    subprocess.run(["import", "-window", "root", str(OUT / name)], check=True)
+    raw = OUT / f".{name}"
+    subprocess.run(["import", "-window", "root", str(raw)], check=True)
+    # 256 colours keep a full-window screenshot of imagery under 300 kB and look the same at README size
+    subprocess.run(["convert", str(raw), "+dither", "-colors", "256", f"PNG8:{OUT / name}"], check=True)
+    raw.unlink()
     then()
 
 

@@ -217,13 +217,15 @@ class SparseAlDock(QDockWidget):
         box = QGroupBox("Iterations")
         layout = QVBoxLayout(box)
         self.history_table = QTableWidget(0, 6)
-        self.history_table.setHorizontalHeaderLabels(["#", "points", "loss", "time", "OA %", "mIoU %"])
+        self.history_table.setHorizontalHeaderLabels(["#", "points", "loss", "time", "OA", "mIoU"])
+        for col, tip in ((4, "overall accuracy against the reference, %"), (5, "mean IoU against the reference, %")):
+            self.history_table.horizontalHeaderItem(col).setToolTip(tip)
         self.history_table.verticalHeader().setVisible(False)
         self.history_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.history_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         header = self.history_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         self.history_table.setMinimumHeight(90)
         self.history_table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         layout.addWidget(self.history_table)
@@ -314,15 +316,16 @@ class SparseAlDock(QDockWidget):
         table.setRowCount(len(records))
         for row, record in enumerate(sorted(records, key=lambda r: -r.number)):
             metrics = record.metrics or {}
-            cells = [str(record.number), points_summary(record.points_per_class, classes),
+            cells = [str(record.number), str(sum(record.points_per_class.values())),
                      "" if record.loss is None else f"{record.loss:.3f}",
                      "" if record.seconds is None else f"{record.seconds:.0f} s",
                      percent(metrics.get("accuracy")), percent(metrics.get("miou"))]  # fmt: skip
-            tip = "\n".join(f"IoU {name}: {percent(v)} %" for name, v in (metrics.get("iou") or {}).items()
-                            if v is not None)  # fmt: skip
+            tip = "\n".join([f"points: {points_summary(record.points_per_class, classes)}"] +
+                             [f"IoU {name}: {percent(v)} %" for name, v in (metrics.get("iou") or {}).items()
+                              if v is not None] + [f"model: {record.model_dir}"])  # fmt: skip
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(tip or record.model_dir)
+                item.setToolTip(tip)
                 table.setItem(row, col, item)
 
     def set_busy(self, busy: bool, text: str = "") -> None:

@@ -24,7 +24,7 @@ def points_renderer(classes: Classes) -> QgsCategorizedSymbolRenderer:
         categories.append(QgsRendererCategory(spec.name, symbol, spec.name))
     unknown = QgsMarkerSymbol.createSimple({"name": "cross2", "color": "#ff00ff", "size": "3.5",
                                             "outline_color": "#ff00ff", "outline_width": "0.6"})  # fmt: skip
-    categories.append(QgsRendererCategory(None, unknown, "(not a class)"))
+    categories.append(QgsRendererCategory(None, unknown, "other value (not a class)"))
     return QgsCategorizedSymbolRenderer("class", categories)
 
 

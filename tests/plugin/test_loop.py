@@ -68,6 +68,7 @@ def test_next_iteration_adds_styled_layers_in_a_group_and_a_table_row(plugin, im
 
     table = plugin.dock.history_table
     assert table.rowCount() == 1 and table.item(0, 0).text() == "1" and table.item(0, 2).text() == "0.250"
+    assert table.item(0, 1).text() == "3" and "background 2 · class_1 1" in table.item(0, 1).toolTip()
     saved = json.loads((tmp_path / "session" / "iterations.json").read_text())["iterations"]
     assert saved[0]["number"] == 1 and saved[0]["loss"] == 0.25 and len(saved[0]["predictions"]) == 1
     assert Path(saved[0]["suggestions"][0]).exists()
