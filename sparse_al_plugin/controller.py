@@ -75,14 +75,17 @@ class Controller(QObject):
         self.tool.undoRequested.connect(self.undo)
         self.project.layersAdded.connect(self._refresh_rasters)
         self.project.layersRemoved.connect(self._refresh_rasters)
+        self.project.layerWillBeRemoved.connect(self._forget_points_layer)
 
     def unload(self) -> None:
         """Disconnect from QGIS; a running engine is cancelled and its results are dropped."""
-        try:
-            self.project.layersAdded.disconnect(self._refresh_rasters)
-            self.project.layersRemoved.disconnect(self._refresh_rasters)
-        except TypeError:
-            pass
+        for signal, slot in ((self.project.layersAdded, self._refresh_rasters),
+                             (self.project.layersRemoved, self._refresh_rasters),
+                             (self.project.layerWillBeRemoved, self._forget_points_layer)):  # fmt: skip
+            try:
+                signal.disconnect(slot)
+            except TypeError:
+                pass
         self.queue.clear()
         if self.task is not None:
             self.task.on_finished = lambda task: None
@@ -132,6 +135,11 @@ class Controller(QObject):
         self.project.layerTreeRoot().insertLayer(0, layer)
         self.store = PointStore(layer)
         return self.store
+
+    def _forget_points_layer(self, layer_id: str) -> None:
+        """The user removed the points layer from the project: the next click opens the file again."""
+        if self.store is not None and self.store.layer.id() == layer_id:
+            self.store = None
 
     def _counts(self) -> dict[str, int]:
         return self.store.counts() if self.store is not None else {}

@@ -106,8 +106,11 @@ def test_points_stay_in_the_file_after_the_layer_is_closed_and_come_back(plugin,
         click(plugin, x, 100)
     QgsProject.instance().removeMapLayer(plugin.controller.store.layer.id())
     assert len(features_on_disk(tmp_path / "session" / "points.gpkg")) == 3
+    click(plugin, 350, 100)  # a click after the layer was closed opens the file again
+    assert plugin.controller.store.layer.featureCount() == 4
+    assert QgsProject.instance().mapLayer(plugin.controller.store.layer.id()) is not None
     plugin.controller.open_session(str(tmp_path / "session"))  # reopened: the layer is back with its points
-    assert plugin.controller.store.layer.featureCount() == 3
+    assert plugin.controller.store.layer.featureCount() == 4
 
 
 def test_number_keys_pick_the_active_class_and_ignore_missing_ones(plugin, image, tmp_path):
