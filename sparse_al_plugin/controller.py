@@ -1,6 +1,7 @@
 """The session's logic: reacts to the dock's and the map tool's requests, edits points, starts engine tasks and
 turns their results into layers and rows of the iteration table."""
 
+import contextlib
 import traceback
 from dataclasses import replace
 from datetime import datetime
@@ -82,10 +83,8 @@ class Controller(QObject):
         for signal, slot in ((self.project.layersAdded, self._refresh_rasters),
                              (self.project.layersRemoved, self._refresh_rasters),
                              (self.project.layerWillBeRemoved, self._forget_points_layer)):  # fmt: skip
-            try:
+            with contextlib.suppress(TypeError):  # never connected
                 signal.disconnect(slot)
-            except TypeError:
-                pass
         self.queue.clear()
         if self.task is not None:
             self.task.on_finished = lambda task: None
