@@ -71,16 +71,16 @@ def main() -> None:
 
     controller = plugin.controller
     controller.open_session(str(SESSION))
-    controller._set_classes(tuple(ClassSpec(n, c) for n, c in CLASSES), 1)
+    controller.set_classes(tuple(ClassSpec(n, c) for n, c in CLASSES), 1)
     controller.set_rasters([image.id()])
     controller.set_reference(reference.id())
     controller.dock.set_reference(reference)
-    controller._refresh_rasters()
+    controller.refresh_rasters()
     plugin.tool_action.setChecked(True)
     iface.setActiveLayer(image)
     if STEPS:  # else: only the screenshots of a session done before (SPARSE_AL_SHOT_SESSION)
         QTimer.singleShot(1500, lambda: click_points(plugin))
-        QTimer.singleShot(3000, lambda: controller.run(RunRequest(STEPS, LoopOptions("superpixel", 15, "full"))))
+        QTimer.singleShot(3000, lambda: controller.loop.run(RunRequest(STEPS, LoopOptions("superpixel", 15, "full"))))
     QTimer.singleShot(5000, lambda: wait_then(plugin, lambda: finish(plugin)))
 
 
@@ -115,7 +115,7 @@ def _interior(label: bytes, i: int, width: int, height: int, r: int = 3) -> bool
 
 def wait_then(plugin, then) -> None:
     controller = plugin.controller
-    if controller.task is None and not controller.queue:
+    if not controller.loop.busy:
         then()
     else:
         QTimer.singleShot(1000, lambda: wait_then(plugin, then))

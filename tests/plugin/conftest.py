@@ -31,7 +31,7 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
 
 def wait_idle(plugin, timeout: float = 60.0) -> None:
     """Until the controller has no running task and no queued command."""
-    wait_for(lambda: plugin.controller.task is None and not plugin.controller.queue, timeout, "the engine tasks")
+    wait_for(lambda: not plugin.controller.loop.busy, timeout, "the engine tasks")
     wait_for(lambda: QgsApplication.taskManager().countActiveTasks() == 0, timeout, "the task manager")
     QgsApplication.processEvents()
 

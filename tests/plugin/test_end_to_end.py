@@ -45,7 +45,7 @@ def click_scene(plugin, tmp_path):
     scene = write_scene(tmp_path, size=128, seed=0)
     raster = show_raster(plugin.iface, scene.image)
     open_session(plugin, tmp_path / "session", [raster])
-    plugin.controller._set_classes(CLASSES, 1)
+    plugin.controller.set_classes(CLASSES, 1)
     rng = np.random.default_rng(0)
     transform = plugin.iface.mapCanvas().getCoordinateTransform()
     for k in range(3):
@@ -61,7 +61,7 @@ def test_train_round_with_the_real_engine(real_engine, tmp_path):
     plugin = real_engine
     click_scene(plugin, tmp_path)
     assert plugin.controller.store.counts() == {"background": 4, "red": 4, "blue": 4}
-    plugin.controller.run(RunRequest(("train",), LoopOptions()))
+    plugin.controller.loop.run(RunRequest(("train",), LoopOptions()))
     wait_idle(plugin, timeout=300)
     assert messages(plugin.iface, Qgis.MessageLevel.Critical) == []
     [record] = plugin.controller.history
@@ -72,7 +72,7 @@ def test_train_round_with_the_real_engine(real_engine, tmp_path):
     assert (Path(record.model_dir) / "weights.safetensors").stat().st_size > 1000
     assert plugin.dock.history_table.item(0, 2).text() == f"{record.loss:.3f}"
 
-    plugin.controller.run(RunRequest(("train",), LoopOptions()))  # warm start from iteration 1
+    plugin.controller.loop.run(RunRequest(("train",), LoopOptions()))  # warm start from iteration 1
     wait_idle(plugin, timeout=300)
     assert messages(plugin.iface, Qgis.MessageLevel.Critical) == []
     job = json.loads((tmp_path / "session" / "iterations" / "002" / "train.json").read_text())
@@ -86,7 +86,7 @@ def test_predict_or_suggest_with_the_real_engine(real_engine, tmp_path, command)
         pytest.skip(f"the engine's {command} command has not landed on this branch yet")
     plugin = real_engine
     click_scene(plugin, tmp_path)
-    plugin.controller.run(RunRequest(("train", command), LoopOptions("random", 5, "full")))
+    plugin.controller.loop.run(RunRequest(("train", command), LoopOptions("random", 5, "full")))
     wait_idle(plugin, timeout=600)
     assert messages(plugin.iface, Qgis.MessageLevel.Critical) == []
     if command == "predict":

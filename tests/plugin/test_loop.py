@@ -44,7 +44,7 @@ def start_session(plugin, image, tmp_path, n_points: int = 3):
 
 def test_next_iteration_adds_styled_layers_in_a_group_and_a_table_row(plugin, image, tmp_path, fake_engine):
     start_session(plugin, image, tmp_path)
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
 
     assert [c["command"] for c in calls(fake_engine)] == ["train", "predict", "suggest"]
@@ -77,10 +77,10 @@ def test_next_iteration_adds_styled_layers_in_a_group_and_a_table_row(plugin, im
 
 def test_second_iteration_warm_starts_and_hides_the_first(plugin, image, tmp_path, fake_engine):
     start_session(plugin, image, tmp_path)
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
     click(plugin, 500, 500)
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
 
     trains = [c["job"] for c in calls(fake_engine) if c["command"] == "train"]
@@ -95,7 +95,7 @@ def test_second_iteration_warm_starts_and_hides_the_first(plugin, image, tmp_pat
 
 def test_clicking_a_suggestion_accepts_it_as_a_point_of_the_active_class(plugin, image, tmp_path):
     start_session(plugin, image, tmp_path, n_points=1)
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
     nodes, _ = group_layers(1)
     suggestions: QgsVectorLayer = nodes["suggestions"].layer()
@@ -115,13 +115,13 @@ def test_clicking_a_suggestion_accepts_it_as_a_point_of_the_active_class(plugin,
 
 def test_predict_visible_extent_sends_a_bbox_in_the_raster_crs(plugin, image, tmp_path, fake_engine):
     start_session(plugin, image, tmp_path)
-    plugin.controller.run(RunRequest(("train",), LoopOptions()))
+    plugin.controller.loop.run(RunRequest(("train",), LoopOptions()))
     wait_idle(plugin)
     canvas = plugin.iface.mapCanvas()
     from qgis.core import QgsRectangle
 
     canvas.setExtent(QgsRectangle(500_010, 4_649_950, 500_030, 4_649_970))
-    plugin.controller.run(RunRequest(("predict",), LoopOptions(extent="visible")))
+    plugin.controller.loop.run(RunRequest(("predict",), LoopOptions(extent="visible")))
     wait_idle(plugin)
     bbox = calls(fake_engine)[-1]["job"]["bbox"].split(",")
     assert bbox[-1] == "EPSG:32633"
@@ -137,7 +137,7 @@ def test_metrics_against_a_reference_raster(plugin, image, tmp_path):
     layer = QgsRasterLayer(str(reference), "reference")
     QgsProject.instance().addMapLayer(layer)
     plugin.controller.set_reference(layer.id())
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
     metrics = plugin.controller.history[0].metrics
     assert metrics["pixels"] == 64 * 64
@@ -148,7 +148,7 @@ def test_metrics_against_a_reference_raster(plugin, image, tmp_path):
 
 def test_session_reopened_restores_table_and_layers(plugin, image, tmp_path):
     start_session(plugin, image, tmp_path)
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
     QgsProject.instance().removeAllMapLayers()
     QgsProject.instance().layerTreeRoot().removeAllChildren()
@@ -157,17 +157,17 @@ def test_session_reopened_restores_table_and_layers(plugin, image, tmp_path):
     nodes, group = group_layers(1)
     assert {"prediction", "uncertainty", "suggestions"} <= set(nodes) and group.isVisible()
     assert plugin.controller.store.layer.featureCount() == 3
-    assert [layer.source() for layer in plugin.controller._session_rasters()] == [str(image)]
+    assert [layer.source() for layer in plugin.controller.session_rasters()] == [str(image)]
 
 
 def test_engine_error_reaches_the_message_bar_and_the_log(plugin, image, tmp_path, monkeypatch):
     start_session(plugin, image, tmp_path)
     monkeypatch.setenv("FAKE_ENGINE_MODE", "error")
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
     [critical] = messages(plugin.iface, Qgis.MessageLevel.Critical)
     assert "train failed: --points: fake.gpkg has no CRS" in critical
-    assert plugin.controller.history == [] and plugin.controller.queue == []
+    assert plugin.controller.history == [] and plugin.controller.loop.queue == []
     assert plugin.dock.next_button.isEnabled()
     assert "fake.gpkg has no CRS" in plugin.dock.stage_label.text()
 
@@ -175,7 +175,7 @@ def test_engine_error_reaches_the_message_bar_and_the_log(plugin, image, tmp_pat
 def test_engine_crash_without_an_error_event_is_reported(plugin, image, tmp_path, monkeypatch):
     start_session(plugin, image, tmp_path)
     monkeypatch.setenv("FAKE_ENGINE_MODE", "crash")
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
     [critical] = messages(plugin.iface, Qgis.MessageLevel.Critical)
     assert "exit status 1" in critical
@@ -185,15 +185,15 @@ def test_engine_crash_without_an_error_event_is_reported(plugin, image, tmp_path
 
 def test_cancel_stops_the_engine_with_sigterm_and_keeps_earlier_results(plugin, image, tmp_path, monkeypatch):
     start_session(plugin, image, tmp_path)
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
     marker = tmp_path / "sigterm"
     monkeypatch.setenv("FAKE_ENGINE_MODE", "hang")
     monkeypatch.setenv("FAKE_ENGINE_SIGNAL_FILE", str(marker))
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_for(lambda: plugin.dock.progress_bar.value() >= 1, 30, "the engine's first progress event")
     assert plugin.dock.cancel_button.isEnabled() and not plugin.dock.train_button.isEnabled()
-    plugin.controller.cancel()
+    plugin.controller.loop.cancel()
     wait_idle(plugin)
     assert marker.read_text() == "SIGTERM"
     assert any("cancelled" in m for m in messages(plugin.iface, Qgis.MessageLevel.Info))
@@ -201,12 +201,12 @@ def test_cancel_stops_the_engine_with_sigterm_and_keeps_earlier_results(plugin, 
     assert [r.number for r in plugin.controller.history] == [1]
     nodes, _ = group_layers(1)
     assert nodes["prediction"].layer().isValid()
-    assert plugin.controller.queue == [] and plugin.dock.next_button.isEnabled()
+    assert plugin.controller.loop.queue == [] and plugin.dock.next_button.isEnabled()
 
 
 def test_predict_before_training_says_to_train_first(plugin, image, tmp_path, fake_engine):
     start_session(plugin, image, tmp_path)
-    plugin.controller.run(RunRequest(("predict",), LoopOptions()))
+    plugin.controller.loop.run(RunRequest(("predict",), LoopOptions()))
     wait_idle(plugin)
     assert any("no trained model yet" in m for m in messages(plugin.iface, Qgis.MessageLevel.Warning))
     assert calls(fake_engine) == []
@@ -217,7 +217,7 @@ def test_renamed_class_renames_points_and_trains_a_fresh_model(plugin, image, tm
     from sparse_al_plugin.dock import ClassEdit
 
     start_session(plugin, image, tmp_path)
-    plugin.controller.run(RunRequest(("train",), LoopOptions()))
+    plugin.controller.loop.run(RunRequest(("train",), LoopOptions()))
     wait_idle(plugin)
     plugin.controller.edit_class(ClassEdit("rename", 1, "car"))
     assert sorted(f["class"] for f in plugin.controller.store.layer.getFeatures()) == [
@@ -225,7 +225,7 @@ def test_renamed_class_renames_points_and_trains_a_fresh_model(plugin, image, tm
         "background",
         "car",
     ]
-    plugin.controller.run(RunRequest(("train",), LoopOptions()))
+    plugin.controller.loop.run(RunRequest(("train",), LoopOptions()))
     wait_idle(plugin)
     job = calls(fake_engine)[-1]["job"]
     assert "init" not in job and [c["name"] for c in job["classes"]] == ["background", "car"]
@@ -234,7 +234,7 @@ def test_renamed_class_renames_points_and_trains_a_fresh_model(plugin, image, tm
 def test_the_status_bar_names_the_predicted_class_under_the_cursor(plugin, image, tmp_path):
     """The fake engine predicts background in the raster's left half and class_1 in its right half."""
     start_session(plugin, image, tmp_path)
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
     canvas = plugin.iface.mapCanvas()
     status = plugin.iface.mainWindow().statusBar()
@@ -253,7 +253,7 @@ def test_export_after_a_round_writes_the_prediction(plugin, image, tmp_path):
     from sparse_al_plugin.export import ExportRequest
 
     start_session(plugin, image, tmp_path)
-    plugin.controller.run(NEXT)
+    plugin.controller.loop.run(NEXT)
     wait_idle(plugin)
     record = plugin.controller.history[0]
     request = ExportRequest(str(tmp_path / "export" / "map.tif"), polygons=True)
