@@ -152,7 +152,8 @@ def shoot(name: str, then) -> None:
     raw = OUT / f".{name}"
     subprocess.run(["import", "-window", "root", str(raw)], check=True)
     # 256 colours keep a full-window screenshot of imagery under 300 kB and look the same at README size
-    subprocess.run(["convert", str(raw), "+dither", "-colors", "256", f"PNG8:{OUT / name}"], check=True)
+    argv = ["convert", str(raw), "+dither", "-colors", "256", "-define", "png:exclude-chunks=date,time"]
+    subprocess.run([*argv, f"PNG8:{OUT / name}"], check=True)
     raw.unlink()
     then()
 
