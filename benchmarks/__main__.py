@@ -15,10 +15,11 @@ log = logging.getLogger("benchmarks")
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
-    wanted = [a for a in argv if not a.startswith("-")] or names
+    wanted = [a for a in argv if a in names] or names
+    rest = [a for a in argv if a not in names]  # options, with their values, go to every benchmark run
     for name in wanted:
         log.info("== %s ==", name)
-        importlib.import_module(f"benchmarks.{name}").main([a for a in argv if a.startswith("-")])
+        importlib.import_module(f"benchmarks.{name}").main(rest)
     return 0
 
 

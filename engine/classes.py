@@ -6,8 +6,15 @@ from engine.errors import InputError
 
 # Colour-blind-friendly defaults, in order; background first.
 PALETTE = ["#b0b0b0", "#e31a1c", "#505050", "#ff7f00", "#33a02c", "#1f78b4", "#6a3d9a", "#b15928", "#fb9a99", "#a6cee3"]
-NAMED_COLORS = {"background": "#b0b0b0", "car": "#e31a1c", "road": "#505050", "building": "#ff7f00",
-                "permeable_area": "#33a02c", "tree": "#1b7837", "water": "#1f78b4"}  # fmt: skip
+NAMED_COLORS = {
+    "background": "#b0b0b0",
+    "car": "#e31a1c",
+    "road": "#505050",
+    "building": "#ff7f00",
+    "permeable_area": "#33a02c",
+    "tree": "#1b7837",
+    "water": "#1f78b4",
+}
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,9 @@ def parse_classes(text: str | list) -> list[ClassInfo]:
         else:
             name, _, color = str(item).strip().partition(":")
         if not name:
-            raise InputError(f"--classes: class {i} has an empty name; give names such as background,car,road", "classes")
+            raise InputError(
+                f"--classes: class {i} has an empty name; give names such as background,car,road", "classes"
+            )
         classes.append(ClassInfo(name, _color(color, name, i)))
     names = [c.name for c in classes]
     if len(set(names)) != len(names):
@@ -65,4 +74,8 @@ def class_index(value, classes: list[ClassInfo], field: str = "class") -> int:
         value = int(value)
     if isinstance(value, int) and 0 <= value < len(classes):
         return value
-    raise InputError(f"--class-field: class {value!r} in field {field} is not an index 0..{len(classes) - 1} or a name in {','.join(names)}", field)
+    raise InputError(
+        f"--class-field: class {value!r} in field {field} is not an index 0..{len(classes) - 1} "
+        f"or a name in {','.join(names)}",
+        field,
+    )

@@ -27,7 +27,7 @@ log = logging.getLogger("engine")
 class _Parser(argparse.ArgumentParser):
     """Raises InputError instead of exiting, so bad options still end in one error event."""
 
-    def error(self, message: str) -> None:  # noqa: D401 - argparse's hook
+    def error(self, message: str) -> None:
         raise InputError(f"{self.prog}: {message}; run with --help for the options")
 
 
@@ -70,7 +70,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    for action in parser._subparsers._group_actions:  # noqa: SLF001 - argparse keeps them here
+    for action in parser._subparsers._group_actions:
         if name in action.choices:
             return action.choices[name]
     raise KeyError(name)
@@ -85,7 +85,7 @@ def _read_job(path: Path, subparser: argparse.ArgumentParser) -> dict:
         raise InputFileError(f"--job: {path} is not readable JSON ({exc}); fix or regenerate it", "job") from exc
     if not isinstance(job, dict):
         raise InputError(f"--job: {path} must hold a JSON object of option names and values", "job")
-    known = {action.dest for action in subparser._actions}  # noqa: SLF001
+    known = {action.dest for action in subparser._actions}
     unknown = sorted(set(job) - known - {"command"})
     if unknown:
         raise InputError(f"--job: {path} has unknown field(s) {', '.join(unknown)}; see --help for the options", "job")
@@ -95,7 +95,7 @@ def _read_job(path: Path, subparser: argparse.ArgumentParser) -> dict:
 
 
 def _check_choices(subparser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    for action in subparser._actions:  # noqa: SLF001
+    for action in subparser._actions:
         value = getattr(args, action.dest, None)
         if action.choices is not None and value is not None and value not in action.choices:
             choices = ", ".join(map(str, action.choices))

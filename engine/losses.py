@@ -7,7 +7,9 @@ softmax probability and y the one-hot label:
     weight w = 1 - c (1 - e), times ``amplification`` where c > 0.8 and e > 0.5 (confident and wrong)
     weights normalised to mean 1 over the labelled pixels
     loss_k = 1 - (2 sum(w p y) + eps) / (sum(w (p + y)) + eps), averaged over the classes.
-Softmax is applied once, here: the network outputs logits.
+Softmax is applied once, here: the network outputs logits. Every loss takes an optional per-pixel ``weight``
+(B x H x W): 1 for a clicked pixel, less for a label spread from a click; DWCD multiplies its weights by it and
+partial cross-entropy becomes a weighted mean.
 """
 
 import torch
@@ -25,13 +27,15 @@ def dwcd_weights(probs: torch.Tensor, onehot: torch.Tensor, amplification: float
     return weights / weights.mean().clamp_min(1e-12)
 
 
-def _labelled(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits of labelled pixels (N x C) and their labels (N)."""
+def _labelled(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Logits of labelled pixels (N x C), their labels (N) and their weights (N, or None)."""
     num_classes = logits.shape[1]
     flat = logits.permute(0, 2, 3, 1).reshape(-1, num_classes)
     labels = target.reshape(-1)
     keep = labels != ignore_index
-    return flat[keep], labels[keep].long()
+    return flat[keep], labels[keep].long(), None if weight is None else weight.reshape(-1)[keep].float()
 
 
 class DWCDLoss(nn.Module):
@@ -44,13 +48,15 @@ class DWCDLoss(nn.Module):
         self.ignore_index = ignore_index
         self.weight_grad = weight_grad
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        flat, labels = _labelled(logits.float(), target, self.ignore_index)
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        flat, labels, pixel_weight = _labelled(logits.float(), target, weight, self.ignore_index)
         if labels.numel() == 0:
             return logits.sum() * 0.0
         probs = flat.softmax(dim=1)
         onehot = F.one_hot(labels, probs.shape[1]).to(probs.dtype)
         weights = dwcd_weights(probs if self.weight_grad else probs.detach(), onehot, self.amplification)
+        if pixel_weight is not None:
+            weights = weights * pixel_weight[:, None]
         intersection = (weights * probs * onehot).sum(dim=0)
         total = (weights * (probs + onehot)).sum(dim=0)
         dice = (2.0 * intersection + self.eps) / (total + self.eps)
@@ -64,11 +70,14 @@ class PartialCELoss(nn.Module):
         super().__init__()
         self.ignore_index = ignore_index
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        flat, labels = _labelled(logits.float(), target, self.ignore_index)
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        flat, labels, pixel_weight = _labelled(logits.float(), target, weight, self.ignore_index)
         if labels.numel() == 0:
             return logits.sum() * 0.0
-        return F.cross_entropy(flat, labels)
+        if pixel_weight is None:
+            return F.cross_entropy(flat, labels)
+        losses = F.cross_entropy(flat, labels, reduction="none")
+        return (losses * pixel_weight).sum() / pixel_weight.sum().clamp_min(1e-12)
 
 
 class SumLoss(nn.Module):
@@ -76,8 +85,8 @@ class SumLoss(nn.Module):
         super().__init__()
         self.losses = nn.ModuleList(losses)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return sum(loss(logits, target) for loss in self.losses)
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        return sum(loss(logits, target, weight) for loss in self.losses)
 
 
 LOSSES = ("dwcd", "ce", "dwcd+ce")

@@ -8,16 +8,16 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model hub at run time: weights come from the local cache
 
-import segmentation_models_pytorch as smp  # noqa: E402
-import torch  # noqa: E402
-from safetensors.torch import load_file, save_file  # noqa: E402
-from torch import nn  # noqa: E402
+import segmentation_models_pytorch as smp
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
 
-from engine import SCHEMA_VERSION, __version__  # noqa: E402
-from engine.atomic import atomic_dir  # noqa: E402
-from engine.classes import ClassInfo  # noqa: E402
-from engine.errors import InputError, InputFileError  # noqa: E402
-from engine.normalization import Normalization  # noqa: E402
+from engine import SCHEMA_VERSION, __version__
+from engine.atomic import atomic_dir
+from engine.classes import ClassInfo
+from engine.errors import InputError, InputFileError
+from engine.normalization import Normalization
 
 IGNORE_INDEX = 255
 DEFAULT_ARCH = "Unet"
@@ -41,6 +41,7 @@ class ModelConfig:
     ignore_index: int = IGNORE_INDEX
     kind: str = "smp"
     trained: dict = field(default_factory=dict)
+    features: dict = field(default_factory=dict)  # feature settings of a "random_forest" model (engine/forest.py)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -52,6 +53,8 @@ class ModelConfig:
         data["normalization"] = self.normalization.to_dict()
         data["classes"] = [c.to_dict() for c in self.classes]
         data["trained"] = {**self.trained, "engine_version": __version__}
+        if not data["features"]:
+            del data["features"]
         return data
 
     @classmethod
@@ -71,11 +74,15 @@ def build_network(
         raise InputError(f"--arch: unknown architecture {arch!r}; use one of {', '.join(sorted(archs))}", "arch")
     encoders = smp.encoders.get_encoder_names()
     if encoder not in encoders and not encoder.startswith("tu-"):
-        raise InputError(f"--encoder: unknown encoder {encoder!r}; use one of smp's encoders, e.g. "
-                         f"resnet18, resnet34, efficientnet-b0, mobilenet_v2, or tu-<timm name>", "encoder")  # fmt: skip
+        raise InputError(
+            f"--encoder: unknown encoder {encoder!r}; use one of smp's encoders, e.g. "
+            f"resnet18, resnet34, efficientnet-b0, mobilenet_v2, or tu-<timm name>",
+            "encoder",
+        )
     try:
-        return smp.create_model(arch, encoder_name=encoder, encoder_weights=encoder_weights,
-                                in_channels=in_channels, classes=num_classes)  # fmt: skip
+        return smp.create_model(
+            arch, encoder_name=encoder, encoder_weights=encoder_weights, in_channels=in_channels, classes=num_classes
+        )
     except (OSError, ValueError, RuntimeError) as exc:
         if encoder_weights is None:
             raise InputError(f"--arch/--encoder: {arch} with {encoder} cannot be built ({exc})", "encoder") from exc
@@ -100,23 +107,31 @@ def load_config(directory: Path, field_name: str = "model") -> ModelConfig:
     directory = Path(directory)
     path = directory / "config.json"
     if not path.exists():
-        raise InputFileError(f"--{field_name}: {directory} is not a model directory (no config.json); train one first",
-                             field_name)  # fmt: skip
+        raise InputFileError(
+            f"--{field_name}: {directory} is not a model directory (no config.json); train one first", field_name
+        )
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputFileError(f"--{field_name}: {path} is not readable JSON ({exc})", field_name) from exc
     version = data.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise InputError(f"--{field_name}: {directory} was written by a newer engine (schema_version {version}, this "
-                         f"engine reads up to {SCHEMA_VERSION}); update the engine", field_name)  # fmt: skip
+        raise InputError(
+            f"--{field_name}: {directory} was written by a newer engine (schema_version {version}, this "
+            f"engine reads up to {SCHEMA_VERSION}); update the engine",
+            field_name,
+        )
     try:
         return ModelConfig.from_dict(data)
     except (KeyError, TypeError) as exc:
-        raise InputFileError(f"--{field_name}: {path} lacks field {exc}; the model directory is damaged", field_name) from exc
+        raise InputFileError(
+            f"--{field_name}: {path} lacks field {exc}; the model directory is damaged", field_name
+        ) from exc
 
 
-def load_model(directory: Path, device: torch.device | str = "cpu", field_name: str = "model") -> tuple[nn.Module, ModelConfig]:
+def load_model(
+    directory: Path, device: torch.device | str = "cpu", field_name: str = "model"
+) -> tuple[nn.Module, ModelConfig]:
     """Rebuild the network from config.json and load its safetensors weights (no pickle)."""
     config = load_config(directory, field_name)
     if config.kind != "smp":
@@ -126,8 +141,9 @@ def load_model(directory: Path, device: torch.device | str = "cpu", field_name: 
     try:
         state = load_file(str(weights))
     except (OSError, Exception) as exc:
-        raise InputFileError(f"--{field_name}: {weights} cannot be read ({exc}); the model directory is damaged",
-                             field_name) from exc  # fmt: skip
+        raise InputFileError(
+            f"--{field_name}: {weights} cannot be read ({exc}); the model directory is damaged", field_name
+        ) from exc
     network.load_state_dict(state)
     return network.to(device).eval(), config
 

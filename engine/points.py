@@ -15,20 +15,27 @@ from engine.raster_io import open_raster
 
 @dataclass
 class PixelLabels:
-    """Labelled pixels of one raster: row, column and class index of each (int arrays of one length)."""
+    """Labelled pixels of one raster: row, column and class index of each (int arrays of one length), and
+    optionally a loss weight of each (1 for a click; below 1 for labels spread from a click)."""
 
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     cols: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     classes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def extend(self, rows, cols, classes) -> "PixelLabels":
+    def weight_array(self) -> np.ndarray:
+        return np.ones(len(self.rows), np.float32) if self.weights is None else self.weights.astype(np.float32)
+
+    def extend(self, rows, cols, classes, weights=None) -> "PixelLabels":
+        added = np.ones(len(rows), np.float32) if weights is None else np.asarray(weights, np.float32)
         return PixelLabels(
             np.concatenate([self.rows, np.asarray(rows, np.int64)]),
             np.concatenate([self.cols, np.asarray(cols, np.int64)]),
             np.concatenate([self.classes, np.asarray(classes, np.int64)]),
+            None if self.weights is None and weights is None else np.concatenate([self.weight_array(), added]),
         )
 
 
@@ -64,7 +71,9 @@ def read_points(path: str | Path, class_field: str, classes: list[ClassInfo]) ->
         raise InputError(f"--class-field: {path} has no field {class_field!r}; its fields are {fields}", "class_field")
     values = frame[class_field]
     if values.isna().any():
-        raise InputError(f"--points: {int(values.isna().sum())} point(s) in {path} have no {class_field}; set one", "points")
+        raise InputError(
+            f"--points: {int(values.isna().sum())} point(s) in {path} have no {class_field}; set one", "points"
+        )
     frame = frame.assign(class_index=[class_index(v, classes, class_field) for v in values])
     return frame
 

@@ -18,10 +18,14 @@ def open_raster(path: str | Path, field: str = "raster", need_crs: bool = True) 
     try:
         ds = rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
-        raise InputFileError(f"--{field}: {path} is not a raster GDAL can read ({exc}); export it as GeoTIFF", field) from exc
+        raise InputFileError(
+            f"--{field}: {path} is not a raster GDAL can read ({exc}); export it as GeoTIFF", field
+        ) from exc
     if need_crs and ds.crs is None:
         ds.close()
-        raise InputError(f"--{field}: {path} has no CRS; assign one (QGIS: Layer > Set CRS, or gdal_edit.py -a_srs)", field)
+        raise InputError(
+            f"--{field}: {path} has no CRS; assign one (QGIS: Layer > Set CRS, or gdal_edit.py -a_srs)", field
+        )
     return ds
 
 
@@ -33,7 +37,9 @@ def parse_bands(text: str | list | None, count: int, path: Path | str = "") -> l
     try:
         bands = [int(b) for b in items]
     except ValueError as exc:
-        raise InputError(f"--bands: {text!r} is not a comma-separated list of band numbers such as 1,2,3", "bands") from exc
+        raise InputError(
+            f"--bands: {text!r} is not a comma-separated list of band numbers such as 1,2,3", "bands"
+        ) from exc
     bad = [b for b in bands if not 1 <= b <= count]
     if bad:
         raise InputError(f"--bands: band(s) {bad} do not exist in {path}, which has {count} band(s)", "bands")
@@ -65,7 +71,7 @@ def read_window(
     Pixels outside the raster, nodata pixels and masked pixels are invalid and hold 0.
     """
     window = Window(col, row, width, height)
-    inside = (0 <= row and 0 <= col and row + height <= ds.height and col + width <= ds.width)
+    inside = row >= 0 and col >= 0 and row + height <= ds.height and col + width <= ds.width
     data = ds.read(bands, window=window, boundless=not inside, fill_value=0, out_dtype="float32")
     masks = ds.read_masks(bands, window=window, boundless=not inside)
     valid = np.all(masks > 0, axis=0)

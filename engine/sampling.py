@@ -22,6 +22,7 @@ CACHE_PIXELS = 64_000_000  # rasters up to this many pixels (all bands) are held
 class Patch:
     image: np.ndarray  # float32, bands x P x P, normalised
     target: np.ndarray  # uint8, P x P, IGNORE_INDEX where unlabelled or invalid
+    weight: np.ndarray  # float32, P x P, the loss weight of each labelled pixel (0 elsewhere)
 
 
 class RasterSource:
@@ -62,8 +63,15 @@ class PatchSampler:
     """Draws patches: with ``context_fraction`` a random window anywhere, otherwise a window holding a labelled
     point chosen class-balanced (a class uniformly among those labelled, then one of its points)."""
 
-    def __init__(self, sources: list[RasterSource], labels: list[PixelLabels], patch_size: int,
-                 rng: np.random.Generator, context_fraction: float = 0.25, augment: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        sources: list[RasterSource],
+        labels: list[PixelLabels],
+        patch_size: int,
+        rng: np.random.Generator,
+        context_fraction: float = 0.25,
+        augment: bool = True,
+    ):
         self.sources, self.labels, self.size = sources, labels, patch_size
         self.rng, self.context_fraction, self.augment = rng, context_fraction, augment
         owners = [np.full(len(lab), i) for i, lab in enumerate(labels)]
@@ -89,27 +97,35 @@ class PatchSampler:
             col = int(lab.cols[i]) - int(self.rng.integers(0, self.size))
             src = self.sources[k]
         image, valid = src.read(row, col, self.size)
-        target = self._target(k, row, col, valid)
+        target, weight = self._target(k, row, col, valid)
         if self.augment:
-            image, target = self._augment(image, target)
-        return Patch(np.ascontiguousarray(image), np.ascontiguousarray(target))
+            image, target, weight = self._augment(image, target, weight)
+        return Patch(*(np.ascontiguousarray(a) for a in (image, target, weight)))
 
-    def _target(self, k: int, row: int, col: int, valid: np.ndarray) -> np.ndarray:
+    def _target(self, k: int, row: int, col: int, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         target = np.full((self.size, self.size), IGNORE_INDEX, np.uint8)
+        weight = np.zeros((self.size, self.size), np.float32)
         lab = self.labels[k] if k < len(self.labels) else PixelLabels()
         r, c = lab.rows - row, lab.cols - col
         inside = (r >= 0) & (r < self.size) & (c >= 0) & (c < self.size)
-        target[r[inside], c[inside]] = lab.classes[inside]
+        # Lightest first, so that where a click and a spread label share a pixel the click wins.
+        order = np.argsort(lab.weight_array()[inside], kind="stable")
+        rr, cc = r[inside][order], c[inside][order]
+        target[rr, cc] = lab.classes[inside][order]
+        weight[rr, cc] = lab.weight_array()[inside][order]
         target[~valid] = IGNORE_INDEX
-        return target
+        weight[~valid] = 0
+        return target, weight
 
-    def _augment(self, image: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _augment(self, image: np.ndarray, *masks: np.ndarray) -> tuple[np.ndarray, ...]:
         turns = int(self.rng.integers(4))
-        image, target = np.rot90(image, turns, axes=(1, 2)), np.rot90(target, turns)
-        if self.rng.random() < 0.5:
-            image, target = image[:, :, ::-1], target[:, ::-1]
-        return image, target
+        flip = self.rng.random() < 0.5
+        image, masks = np.rot90(image, turns, axes=(1, 2)), [np.rot90(m, turns) for m in masks]
+        if flip:
+            image, masks = image[:, :, ::-1], [m[:, ::-1] for m in masks]
+        return (image, *masks)
 
-    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Images (B x bands x P x P), targets (B x P x P) and loss weights (B x P x P)."""
         patches = [self.sample() for _ in range(size)]
-        return np.stack([p.image for p in patches]), np.stack([p.target for p in patches])
+        return tuple(np.stack([getattr(p, name) for p in patches]) for name in ("image", "target", "weight"))

@@ -13,12 +13,24 @@ UTM_CRS = "EPSG:32633"
 ORIGIN = (500_000.0, 4_650_000.0)  # top-left corner, metres in UTM 33N
 
 
-def write_raster(path: Path, data: np.ndarray, crs: str | None = UTM_CRS, pixel: float = 1.0, nodata=None,
-                 origin: tuple[float, float] = ORIGIN) -> Path:  # fmt: skip
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    crs: str | None = UTM_CRS,
+    pixel: float = 1.0,
+    nodata=None,
+    origin: tuple[float, float] = ORIGIN,
+) -> Path:
     """Write bands x H x W (or H x W) as a GeoTIFF with a north-up transform."""
     data = data[None] if data.ndim == 2 else data
-    profile = {"driver": "GTiff", "width": data.shape[2], "height": data.shape[1], "count": data.shape[0],
-               "dtype": data.dtype.name, "transform": from_origin(*origin, pixel, pixel)}  # fmt: skip
+    profile = {
+        "driver": "GTiff",
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "count": data.shape[0],
+        "dtype": data.dtype.name,
+        "transform": from_origin(*origin, pixel, pixel),
+    }
     if crs is not None:
         profile["crs"] = crs
     if nodata is not None:
@@ -28,8 +40,9 @@ def write_raster(path: Path, data: np.ndarray, crs: str | None = UTM_CRS, pixel:
     return Path(path)
 
 
-def write_points(path: Path, xy: list[tuple[float, float]], classes: list, crs: str | None = UTM_CRS,
-                 field: str = "class") -> Path:  # fmt: skip
+def write_points(
+    path: Path, xy: list[tuple[float, float]], classes: list, crs: str | None = UTM_CRS, field: str = "class"
+) -> Path:
     frame = gpd.GeoDataFrame({field: classes}, geometry=[Point(x, y) for x, y in xy], crs=crs)
     frame.to_file(path)
     return Path(path)
@@ -53,7 +66,7 @@ def write_scene(folder: Path, size: int = 128, seed: int = 0) -> Scene:
     yy, xx = np.mgrid[0:size, 0:size]
     label = np.zeros((size, size), np.uint8)
     for _ in range(6):
-        cy, cx, r = rng.integers(0, size, 2).tolist() + [int(rng.integers(size // 16, size // 8))]
+        cy, cx, r = [*rng.integers(0, size, 2).tolist(), int(rng.integers(size // 16, size // 8))]
         label[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1
     stripes = ((xx + yy) // (size // 8)) % 4 == 0
     label[stripes & (label == 0)] = 2

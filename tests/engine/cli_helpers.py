@@ -30,8 +30,14 @@ def engine_env() -> dict:
 
 
 def run_engine(*args: str, timeout: float = 300) -> Run:
-    proc = subprocess.run([sys.executable, "-m", "engine", *map(str, args), "--events", "json"], capture_output=True,
-                          text=True, cwd=ROOT, env=engine_env(), timeout=timeout)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", *map(str, args), "--events", "json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=engine_env(),
+        timeout=timeout,
+    )
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return Run(proc.returncode, events, proc.stderr)
 

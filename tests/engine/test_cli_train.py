@@ -22,8 +22,9 @@ def points(tmp_path, scene):
 
 
 def _train(scene, points, out, *extra):
-    return run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", out,
-                      *TINY, *extra)  # fmt: skip
+    return run_engine(
+        "train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", out, *TINY, *extra
+    )
 
 
 def _assert_one_error(run, code, *words):
@@ -41,7 +42,7 @@ def _assert_one_error(run, code, *words):
 def test_train_writes_a_model_and_reports_progress(tmp_path, scene, points):
     run = _train(scene, points, tmp_path / "model")
     assert run.code == 0, run.stderr
-    assert [e["event"] for e in run.events][0] == "start"
+    assert run.events[0]["event"] == "start"
     assert run.events[-1]["event"] == "result"
     assert run.of("progress")[-1]["fraction"] == 1.0
     assert run.of("metric")[0]["name"] == "loss"
@@ -57,8 +58,16 @@ def test_train_writes_a_model_and_reports_progress(tmp_path, scene, points):
 
 @pytest.mark.slow
 def test_job_file_carries_the_same_fields(tmp_path, scene, points):
-    job = {"raster": [str(scene.image)], "points": str(points), "classes": CLASSES, "out": str(tmp_path / "m"),
-           "epochs": 1, "patch_size": 64, "batch_size": 2, "patches_per_epoch": 4}  # fmt: skip
+    job = {
+        "raster": [str(scene.image)],
+        "points": str(points),
+        "classes": CLASSES,
+        "out": str(tmp_path / "m"),
+        "epochs": 1,
+        "patch_size": 64,
+        "batch_size": 2,
+        "patches_per_epoch": 4,
+    }
     (tmp_path / "job.json").write_text(json.dumps(job))
     run = run_engine("train", "--job", tmp_path / "job.json")
     assert run.code == 0, run.stderr
@@ -71,15 +80,17 @@ def test_job_file_with_unknown_field_is_refused(tmp_path):
 
 
 def test_missing_raster(tmp_path, points):
-    run = run_engine("train", "--raster", tmp_path / "nope.tif", "--points", points, "--classes", CLASSES,
-                     "--out", tmp_path / "m")  # fmt: skip
+    run = run_engine(
+        "train", "--raster", tmp_path / "nope.tif", "--points", points, "--classes", CLASSES, "--out", tmp_path / "m"
+    )
     assert _assert_one_error(run, 2, "nope.tif", "does not exist")["field"] == "raster"
 
 
 def test_unreadable_raster(tmp_path, points):
     (tmp_path / "bad.tif").write_text("not a raster")
-    run = run_engine("train", "--raster", tmp_path / "bad.tif", "--points", points, "--classes", CLASSES,
-                     "--out", tmp_path / "m")  # fmt: skip
+    run = run_engine(
+        "train", "--raster", tmp_path / "bad.tif", "--points", points, "--classes", CLASSES, "--out", tmp_path / "m"
+    )
     _assert_one_error(run, 2, "bad.tif")
 
 
@@ -90,39 +101,67 @@ def test_raster_without_crs(tmp_path, points):
 
 
 def test_missing_or_unreadable_points(tmp_path, scene):
-    run = run_engine("train", "--raster", scene.image, "--points", tmp_path / "none.gpkg", "--classes", CLASSES,
-                     "--out", tmp_path / "m")  # fmt: skip
+    run = run_engine(
+        "train",
+        "--raster",
+        scene.image,
+        "--points",
+        tmp_path / "none.gpkg",
+        "--classes",
+        CLASSES,
+        "--out",
+        tmp_path / "m",
+    )
     _assert_one_error(run, 2, "none.gpkg")
     (tmp_path / "junk.gpkg").write_text("junk")
-    run = run_engine("train", "--raster", scene.image, "--points", tmp_path / "junk.gpkg", "--classes", CLASSES,
-                     "--out", tmp_path / "m")  # fmt: skip
+    run = run_engine(
+        "train",
+        "--raster",
+        scene.image,
+        "--points",
+        tmp_path / "junk.gpkg",
+        "--classes",
+        CLASSES,
+        "--out",
+        tmp_path / "m",
+    )
     _assert_one_error(run, 2, "junk.gpkg")
 
 
 def test_points_without_crs(tmp_path, scene):
     points = write_points(tmp_path / "p.gpkg", [pixel_center(1, 1)], ["red"], crs=None)
-    run = run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    run = run_engine(
+        "train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m"
+    )
     _assert_one_error(run, 2, "p.gpkg", "no CRS")
 
 
 def test_no_points(tmp_path, scene):
     points = write_points(tmp_path / "p.gpkg", [], [])
-    run = run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    run = run_engine(
+        "train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m"
+    )
     _assert_one_error(run, 2, "no points")
 
 
 def test_all_points_outside_the_rasters(tmp_path, scene):
     points = write_points(tmp_path / "p.gpkg", [pixel_center(-50, 10), pixel_center(500, 500)], ["red", "blue"])
-    run = run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    run = run_engine(
+        "train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m"
+    )
     _assert_one_error(run, 2, "2 outside")
 
 
 def test_unknown_class_name_or_index(tmp_path, scene):
     points = write_points(tmp_path / "p.gpkg", [pixel_center(1, 1)], ["green"])
-    run = run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    run = run_engine(
+        "train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m"
+    )
     _assert_one_error(run, 2, "green", "background,red,blue")
     points = write_points(tmp_path / "q.gpkg", [pixel_center(1, 1)], [7])
-    run = run_engine("train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m")
+    run = run_engine(
+        "train", "--raster", scene.image, "--points", points, "--classes", CLASSES, "--out", tmp_path / "m"
+    )
     _assert_one_error(run, 2, "7")
 
 
@@ -136,8 +175,9 @@ def test_bad_option_values(tmp_path, scene, points):
 @pytest.mark.slow
 def test_init_continues_training_and_checks_classes_and_bands(tmp_path, scene, points):
     assert _train(scene, points, tmp_path / "m1").code == 0
-    run = run_engine("train", "--raster", scene.image, "--points", points, "--init", tmp_path / "m1",
-                     "--out", tmp_path / "m2", *TINY)  # fmt: skip
+    run = run_engine(
+        "train", "--raster", scene.image, "--points", points, "--init", tmp_path / "m1", "--out", tmp_path / "m2", *TINY
+    )
     assert run.code == 0, run.stderr
     trained = json.loads((tmp_path / "m2" / "config.json").read_text())["trained"]
     assert trained["epochs"] == 2 and trained["iterations"] == 2
@@ -160,9 +200,32 @@ def test_cancel_leaves_the_previous_model_intact(tmp_path, scene, points, sig):
     out = tmp_path / "model"
     assert _train(scene, points, out).code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    args = [sys.executable, "-m", "engine", "train", "--raster", scene.image, "--points", points, "--classes", CLASSES,
-            "--out", out, "--init", out, "--epochs", "500", "--patch-size", "64", "--batch-size", "2",
-            "--patches-per-epoch", "4", "--events", "json"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "engine",
+        "train",
+        "--raster",
+        scene.image,
+        "--points",
+        points,
+        "--classes",
+        CLASSES,
+        "--out",
+        out,
+        "--init",
+        out,
+        "--epochs",
+        "500",
+        "--patch-size",
+        "64",
+        "--batch-size",
+        "2",
+        "--patches-per-epoch",
+        "4",
+        "--events",
+        "json",
+    ]
     proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, text=True, cwd=ROOT, env=engine_env())
     events = []
     for line in proc.stdout:
@@ -181,8 +244,28 @@ def test_cancel_leaves_the_previous_model_intact(tmp_path, scene, points, sig):
 @pytest.mark.slow
 def test_cancel_before_the_first_model_leaves_none(tmp_path, scene, points):
     out = tmp_path / "model"
-    args = [sys.executable, "-m", "engine", "train", "--raster", scene.image, "--points", points, "--classes", CLASSES,
-            "--out", out, "--epochs", "500", "--patch-size", "64", "--batch-size", "2", "--events", "json"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "engine",
+        "train",
+        "--raster",
+        scene.image,
+        "--points",
+        points,
+        "--classes",
+        CLASSES,
+        "--out",
+        out,
+        "--epochs",
+        "500",
+        "--patch-size",
+        "64",
+        "--batch-size",
+        "2",
+        "--events",
+        "json",
+    ]
     proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, text=True, cwd=ROOT, env=engine_env())
     for line in proc.stdout:
         if json.loads(line)["event"] == "progress":
@@ -193,3 +276,18 @@ def test_cancel_before_the_first_model_leaves_none(tmp_path, scene, points):
     proc.stdout.close()
     assert proc.wait(timeout=60) == 130
     assert list(tmp_path.glob("*model*")) == []
+
+
+@pytest.mark.slow
+def test_single_band_uint16_raster_with_nodata_and_a_geographic_crs(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.integers(100, 4000, (1, 64, 64)).astype(np.uint16)
+    data[0, :8] = 0
+    image = write_raster(tmp_path / "pan.tif", data, crs="EPSG:4326", pixel=1e-5, origin=(12.0, 42.0), nodata=0)
+    xy = [(12.0 + (c + 0.5) * 1e-5, 42.0 - (r + 0.5) * 1e-5) for r, c in [(20, 20), (40, 40), (2, 2)]]
+    points = write_points(tmp_path / "p.gpkg", xy, [0, 1, 1], crs="EPSG:4326")
+    run = run_engine("train", "--raster", image, "--points", points, "--classes", "a,b", "--out", tmp_path / "m", *TINY)
+    assert run.code == 0, run.stderr
+    assert run.of("result")[0]["points_dropped"] == {"outside": 0, "nodata": 1}
+    assert any("1 on nodata" in e["message"] for e in run.of("log"))
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["in_channels"] == 1

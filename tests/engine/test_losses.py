@@ -94,3 +94,15 @@ def test_dwcd_decreases_when_prediction_improves():
 def test_unknown_loss_lists_valid_names():
     with pytest.raises(ValueError, match="dwcd, ce, dwcd\\+ce"):
         make_loss("focal")
+
+
+def test_pixel_weights_scale_each_pixels_share():
+    logits = logits_of([[0.7, 0.3], [0.2, 0.8]])
+    target = torch.tensor([[[0, 1]]])
+    weight = torch.tensor([[[1.0, 0.25]]])
+    expected = -(1.0 * math.log(0.7) + 0.25 * math.log(0.8)) / 1.25
+    assert float(PartialCELoss()(logits, target, weight)) == pytest.approx(expected, rel=1e-6)
+    ones = torch.ones(1, 1, 2)
+    for loss in (DWCDLoss(), PartialCELoss()):
+        assert float(loss(logits, target, ones)) == pytest.approx(float(loss(logits, target)), rel=1e-6)
+        assert float(loss(logits, target, weight)) != pytest.approx(float(loss(logits, target)), rel=1e-3)

@@ -37,7 +37,7 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "load", refuse)
     monkeypatch.setattr("pickle.load", refuse)
     monkeypatch.setattr("pickle.loads", refuse)
-    network, config = load_model(tmp_path / "m")
+    _, config = load_model(tmp_path / "m")
     assert config.arch == "FPN"
 
 

@@ -55,7 +55,9 @@ def test_points_outside_and_on_nodata_are_counted_not_dropped(tmp_path):
     data[0, 5, 5] = 0
     image = write_raster(tmp_path / "nd.tif", data, nodata=0)
     xy = [pixel_center(1, 1), pixel_center(5, 5), pixel_center(-3, 4), pixel_center(40, 40)]
-    placed = points_to_pixels(read_points(write_points(tmp_path / "p.gpkg", xy, [0, 1, 2, 1]), "class", CLASSES), [image])
+    placed = points_to_pixels(
+        read_points(write_points(tmp_path / "p.gpkg", xy, [0, 1, 2, 1]), "class", CLASSES), [image]
+    )
     assert (placed.used, placed.nodata, placed.outside, placed.total) == (1, 1, 2, 4)
 
 
@@ -63,6 +65,8 @@ def test_each_point_goes_to_the_first_raster_it_lies_on(tmp_path):
     left = write_raster(tmp_path / "a.tif", np.ones((1, 10, 10), np.uint8))
     right = write_raster(tmp_path / "b.tif", np.ones((1, 10, 10), np.uint8), origin=(500_010.0, 4_650_000.0))
     xy = [pixel_center(2, 3), pixel_center(4, 15)]
-    placed = points_to_pixels(read_points(write_points(tmp_path / "p.gpkg", xy, [1, 2]), "class", CLASSES), [left, right])
+    placed = points_to_pixels(
+        read_points(write_points(tmp_path / "p.gpkg", xy, [1, 2]), "class", CLASSES), [left, right]
+    )
     assert [len(lab) for lab in placed.labels] == [1, 1]
     assert (placed.labels[1].rows.tolist(), placed.labels[1].cols.tolist()) == ([4], [5])

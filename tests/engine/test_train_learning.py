@@ -44,7 +44,7 @@ def _miou(pred: np.ndarray, label: np.ndarray, keep: np.ndarray) -> float:
 @pytest.mark.slow
 def test_a_few_points_per_class_give_iou_well_above_chance(scene):
     labels = _labels(scene.label, per_class=5, seed=0)
-    options = TrainOptions(epochs=12, batch_size=4, patch_size=64, patches_per_epoch=16, lr=3e-3, seed=0)
+    options = TrainOptions(epochs=12, batch_size=4, patch_size=64, patches_per_epoch=16, seed=0)
     result = train([scene.image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), Events("text"))
     unclicked = np.ones_like(scene.label, bool)
     unclicked[labels.rows, labels.cols] = False
@@ -57,10 +57,19 @@ def test_a_few_points_per_class_give_iou_well_above_chance(scene):
 def test_training_on_the_cpu_is_deterministic_for_a_seed(scene):
     labels = _labels(scene.label, per_class=3, seed=1)
     options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=4, seed=7)
-    runs = [train([scene.image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), Events("text"))
-            for _ in range(2)]  # fmt: skip
+    runs = [
+        train([scene.image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), Events("text"))
+        for _ in range(2)
+    ]
     first, second = (r.network.state_dict() for r in runs)
     assert all(torch.equal(first[k], second[k]) for k in first)
-    other = train([scene.image], [labels], [1, 2, 3], CLASSES, TrainOptions(**{**options.__dict__, "seed": 8}),
-                  torch.device("cpu"), Events("text"))  # fmt: skip
+    other = train(
+        [scene.image],
+        [labels],
+        [1, 2, 3],
+        CLASSES,
+        TrainOptions(**{**options.__dict__, "seed": 8}),
+        torch.device("cpu"),
+        Events("text"),
+    )
     assert not all(torch.equal(first[k], other.network.state_dict()[k]) for k in first)

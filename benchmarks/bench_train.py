@@ -1,0 +1,70 @@
+"""Training: throughput in megapixels per second, and the default-loss comparison on a small scene.
+
+.venv/bin/python -m benchmarks bench_train [--quick]
+"""
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.machine import describe
+from engine.classes import parse_classes
+from engine.events import Events
+from engine.points import PixelLabels
+from engine.train import TrainOptions, train
+from tests.fixtures import write_scene
+
+log = logging.getLogger("benchmarks")
+CLASSES = parse_classes("background,red,blue")
+
+
+def _labels(label: np.ndarray, per_class: int, seed: int) -> PixelLabels:
+    rng = np.random.default_rng(seed)
+    picks = [(r, c, k) for k in range(3) for r, c in zip(*np.nonzero(label == k), strict=True)]
+    by_class = [[p for p in picks if p[2] == k] for k in range(3)]
+    chosen = [cls[i] for cls in by_class for i in rng.choice(len(cls), per_class, replace=False)]
+    rows, cols, classes = (np.array(v) for v in zip(*chosen, strict=True))
+    return PixelLabels(rows, cols, classes)
+
+
+def _miou(network, config, image: Path, label: np.ndarray, keep: np.ndarray) -> float:
+    import rasterio
+
+    with rasterio.open(image) as ds:
+        x = torch.from_numpy(config.normalization.apply(ds.read().astype(np.float32)))[None]
+    with torch.no_grad():
+        pred = network(x)[0].argmax(0).numpy()
+    ious = [((pred == c) & (label == c) & keep).sum() / max(1, (((pred == c) | (label == c)) & keep).sum())
+            for c in range(3)]  # fmt: skip
+    return float(np.mean(ious))
+
+
+def main(argv: list[str]) -> None:
+    quick = "--quick" in argv
+    log.info("machine: %s", describe())
+    quiet = Events("json", open("/dev/null", "w"))  # noqa: SIM115 - lives as long as the benchmark
+    with tempfile.TemporaryDirectory() as tmp:
+        scene = write_scene(Path(tmp), 512 if not quick else 256, seed=0)
+        labels = _labels(scene.label, 5, 0)
+        for patch in (256,) if not quick else (128,):
+            options = TrainOptions(epochs=1, batch_size=4, patch_size=patch, patches_per_epoch=16, seed=0)
+            start = time.perf_counter()
+            train([scene.image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), quiet)
+            seconds = time.perf_counter() - start
+            log.info("train throughput, U-Net resnet18, patch %d, batch 4: %.3f MP/s (%d patches in %.1f s)",
+                     patch, 16 * patch * patch / seconds / 1e6, 16, seconds)  # fmt: skip
+        scene = write_scene(Path(tmp), 128, seed=0)
+        labels = _labels(scene.label, 5, 0)
+        keep = np.ones_like(scene.label, bool)
+        keep[labels.rows, labels.cols] = False
+        log.info("| loss | lr | mIoU on unclicked pixels | seconds |")
+        for loss, lr in [("dwcd", 1e-3), ("dwcd+ce", 1e-3), ("ce", 1e-3)][: 1 if quick else 3]:
+            options = TrainOptions(epochs=12, batch_size=4, patch_size=64, patches_per_epoch=16, lr=lr, loss=loss)
+            start = time.perf_counter()
+            result = train([scene.image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), quiet)
+            miou = _miou(result.network, result.config, scene.image, scene.label, keep)
+            log.info("| %s | %g | %.3f | %.0f |", loss, lr, miou, time.perf_counter() - start)

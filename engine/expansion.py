@@ -1,0 +1,69 @@
+"""Point-to-region expansion: each click's label spreads over the pixels of its superpixel that look like it.
+
+For a click, SLIC superpixels are computed on a window around it; the label goes to the pixels of the click's
+superpixel that lie within ``tolerance`` of the click's value (normalised units, per band on average) and are
+connected to the click through such pixels, so it never crosses a strong edge. Spread labels carry a loss weight
+below a click's; a pixel claimed by clicks of different classes gets no spread label.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.segmentation import slic
+
+from engine.points import PixelLabels
+
+Reader = Callable[[int, int, int], tuple[np.ndarray, np.ndarray]]  # (row, col, size) -> normalised image, valid
+
+
+@dataclass(frozen=True)
+class ExpansionOptions:
+    region: int = 10  # superpixel side in pixels
+    tolerance: float = 0.5  # RMS distance over bands to the click's value, in normalised (std) units
+    weight: float = 0.3  # loss weight of a spread label (a click weighs 1)
+    compactness: float = 1.0  # in normalised units: lower values fragment superpixels in flat areas
+
+
+def superpixel_region(
+    image: np.ndarray, valid: np.ndarray, row: int, col: int, options: ExpansionOptions
+) -> np.ndarray:
+    """The bool mask (H x W) of pixels that the click at (row, col) spreads to, itself included."""
+    segments = slic(
+        np.moveaxis(image, 0, -1).astype(np.float64), n_segments=max(4, image[0].size // options.region**2),
+        compactness=options.compactness, channel_axis=-1, start_label=1, mask=valid, convert2lab=False,
+        enforce_connectivity=True,
+    )  # fmt: skip
+    if segments[row, col] == 0:
+        return np.zeros(valid.shape, bool)
+    distance = np.sqrt(((image - image[:, row : row + 1, col : col + 1]) ** 2).mean(axis=0))
+    similar = (segments == segments[row, col]) & valid & (distance <= options.tolerance)
+    components, _ = ndimage.label(similar)
+    return components == components[row, col]
+
+
+def expand_clicks(read: Reader, labels: PixelLabels, options: ExpansionOptions | None = None) -> PixelLabels:
+    """The clicks of ``labels`` plus the labels spread from each click (weight ``options.weight``)."""
+    options = options or ExpansionOptions()
+    if len(labels) == 0:
+        return labels
+    clicked = labels.weight_array() >= 1.0
+    size = 4 * options.region
+    spread: dict[tuple[int, int], int] = {}
+    conflicts: set[tuple[int, int]] = set()
+    for r, c, k in zip(labels.rows[clicked], labels.cols[clicked], labels.classes[clicked], strict=True):
+        row0, col0 = int(r) - size // 2, int(c) - size // 2
+        image, valid = read(row0, col0, size)
+        region = superpixel_region(image, valid, int(r) - row0, int(c) - col0, options)
+        for rr, cc in zip(*np.nonzero(region), strict=True):
+            key = (int(rr) + row0, int(cc) + col0)
+            if spread.setdefault(key, int(k)) != int(k):
+                conflicts.add(key)
+    taken = set(zip(labels.rows.tolist(), labels.cols.tolist(), strict=True))
+    keys = [key for key in spread if key not in conflicts and key not in taken]
+    if not keys:
+        return labels
+    rows, cols = (np.array(v, np.int64) for v in zip(*keys, strict=True))
+    classes = np.array([spread[key] for key in keys], np.int64)
+    return labels.extend(rows, cols, classes, np.full(len(keys), options.weight, np.float32))

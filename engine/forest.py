@@ -1,0 +1,347 @@
+"""The random-forest baseline (the ilastik recipe): 100 trees on multiscale intensity, edge and texture features of
+each band, fit on the labelled pixels.
+
+The fitted forest is stored without pickle: each scikit-learn tree's arrays (children, split feature, threshold,
+leaf class probabilities) are concatenated into weights.safetensors, and prediction is a numpy traversal of all
+trees at once, one depth step at a time. A model directory holds config.json (``"kind": "random_forest"``, the
+feature settings under ``"features"``) and weights.safetensors, like a network's (CONTRACT.md).
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from engine import cancel
+from engine.atomic import atomic_dir
+from engine.classes import ClassInfo
+from engine.errors import InputError, InputFileError
+from engine.events import Events
+from engine.features import FeatureSettings, compute_features, tiles
+from engine.models import ModelConfig, load_config
+from engine.normalization import Normalization, compute_normalization
+from engine.points import PixelLabels
+from engine.raster_io import open_raster, read_window
+
+KIND = "random_forest"
+FORMAT = "sparse_al_random_forest_v1"
+TRAVERSAL_ENTRIES = 500_000  # (tree, pixel) pairs traversed together: bounds memory, stays cache-friendly
+
+
+@dataclass
+class ForestOptions:
+    trees: int = 100
+    max_depth: int | None = None
+    min_samples_leaf: int = 1
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    seed: int = 0
+    n_jobs: int = 2  # threads for fitting and for the features
+    tile: int = 512  # core side of the blocks whose features are computed at once (plus the margin)
+    trees_per_step: int = 10  # trees fitted between progress events and cancel checks
+
+
+@dataclass
+class ForestModel:
+    """A fitted forest as flat arrays. Trees are concatenated: tree t owns nodes offsets[t]..offsets[t+1]-1, and
+    its children indexes are local to it (scikit-learn's layout: -1 marks a leaf). ``value`` holds each node's
+    class probabilities over all the model's classes (0 for classes the forest never saw)."""
+
+    offsets: np.ndarray  # int64, trees + 1
+    children_left: np.ndarray  # int32, nodes
+    children_right: np.ndarray  # int32, nodes
+    feature: np.ndarray  # int32, nodes (negative at leaves)
+    threshold: np.ndarray  # float64, nodes: go left when feature value <= threshold
+    value: np.ndarray  # float32, nodes x classes
+    n_features: int
+
+    ARRAYS = ("offsets", "children_left", "children_right", "feature", "threshold", "value")
+
+    @property
+    def n_trees(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_classes(self) -> int:
+        return self.value.shape[1]
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.children_left)
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return {name: np.ascontiguousarray(getattr(self, name)) for name in self.ARRAYS}
+
+    def check(self) -> None:
+        """Raise ValueError unless the arrays form valid trees (a damaged or foreign file)."""
+        n = self.n_nodes
+        if self.offsets.ndim != 1 or len(self.offsets) < 2 or self.offsets[0] != 0 or self.offsets[-1] != n:
+            raise ValueError("tree offsets do not cover the nodes")
+        if np.any(np.diff(self.offsets) < 1):
+            raise ValueError("a tree has no nodes")
+        for name in ("children_right", "feature", "threshold"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"{name} has {getattr(self, name).shape} entries, not {n}")
+        if self.value.ndim != 2 or self.value.shape[0] != n:
+            raise ValueError(f"value has shape {self.value.shape}, not ({n}, classes)")
+        size = np.repeat(np.diff(self.offsets), np.diff(self.offsets))
+        leaf = self.children_left < 0
+        if np.any(leaf != (self.children_right < 0)):
+            raise ValueError("a node has exactly one child")
+        local = np.arange(n) - np.repeat(self.offsets[:-1], np.diff(self.offsets))
+        for children in (self.children_left, self.children_right):
+            if np.any(~leaf & ((children <= local) | (children >= size))):
+                raise ValueError("a child index points outside its tree or backwards")
+        if np.any(~leaf & ((self.feature < 0) | (self.feature >= self.n_features))):
+            raise ValueError(f"a split uses a feature outside 0..{self.n_features - 1}")
+
+    @cached_property
+    def _traversal(self) -> tuple[np.ndarray, ...]:
+        """Children as one array (node n's right child at 2n, left child at 2n + 1, global indexes; a leaf is its
+        own child), split features (0 at leaves), float32 thresholds, the leaf mask and the roots."""
+        start = np.repeat(self.offsets[:-1], np.diff(self.offsets))
+        leaf = self.children_left < 0
+        nodes = np.arange(self.n_nodes, dtype=np.int64)
+        left = np.where(leaf, nodes, self.children_left + start)
+        right = np.where(leaf, nodes, self.children_right + start)
+        children = np.stack([right, left], axis=1).ravel()
+        feature = np.where(leaf, 0, self.feature).astype(np.int64)
+        return children, feature, float32_at_most(self.threshold), leaf, self.offsets[:-1].astype(np.int64)
+
+
+def float32_at_most(threshold: np.ndarray) -> np.ndarray:
+    """The largest float32 at most each float64 threshold: for a float32 x, ``x <= t32`` exactly when
+    ``x <= threshold`` (scikit-learn compares float32 features with float64 thresholds)."""
+    t32 = threshold.astype(np.float32)
+    over = t32.astype(np.float64) > threshold
+    t32[over] = np.nextafter(t32[over], np.float32(-np.inf))
+    return t32
+
+
+def predict_proba(model: ForestModel, features: np.ndarray) -> np.ndarray:
+    """Class probabilities (N x C float32) of N x F float32 features: the mean over trees of each leaf's class
+    probabilities, as scikit-learn's predict_proba. All (tree, pixel) pairs of a chunk of pixels descend together,
+    one depth step at a time; every other step, once enough pairs sit on leaves, those pairs drop out."""
+    features = np.ascontiguousarray(features, dtype=np.float32)
+    if features.ndim != 2 or features.shape[1] != model.n_features:
+        raise ValueError(f"features of shape {features.shape}; the forest needs N x {model.n_features}")
+    out = np.empty((features.shape[0], model.n_classes), np.float32)
+    chunk = max(1, TRAVERSAL_ENTRIES // model.n_trees)
+    for start in range(0, features.shape[0], chunk):
+        block = features[start : start + chunk]
+        reached = _leaves(model, block).reshape(model.n_trees, len(block))
+        total = np.zeros((len(block), model.n_classes), np.float64)
+        for leaves in reached:
+            total += model.value[leaves]
+        out[start : start + len(block)] = total / model.n_trees
+    return out
+
+
+def _leaves(model: ForestModel, block: np.ndarray) -> np.ndarray:
+    """The leaf each (tree, pixel) pair reaches, tree-major (T * n)."""
+    children, feature, threshold, leaf, roots = model._traversal
+    n, flat = block.shape[0], block.ravel()
+    node = np.repeat(roots, n)
+    base = np.tile(np.arange(n, dtype=np.int64) * model.n_features, model.n_trees)  # each pair's pixel row in flat
+    slot = None  # each active pair's index in the output, once pairs have dropped out
+    reached = np.empty(node.size, np.int64)
+    step = 0
+    while True:
+        if step % 2 == 0:
+            done = leaf[node]
+            count = np.count_nonzero(done)
+            if count == node.size:
+                if slot is None:
+                    return node
+                reached[slot] = node
+                return reached
+            if count > node.size // 4:
+                index = np.arange(node.size, dtype=np.int64) if slot is None else slot
+                reached[index[done]] = node[done]
+                keep = ~done
+                node, base, slot = node[keep], base[keep], index[keep]
+        go_left = flat[base + feature[node]] <= threshold[node]
+        node = children[2 * node + go_left]
+        step += 1
+
+
+def from_sklearn(forest, n_classes: int) -> ForestModel:
+    """Flat arrays of a fitted sklearn RandomForestClassifier whose labels are class indexes 0..n_classes-1."""
+    seen = np.asarray(forest.classes_, dtype=np.int64)
+    trees = [est.tree_ for est in forest.estimators_]
+    offsets = np.concatenate([[0], np.cumsum([t.node_count for t in trees])]).astype(np.int64)
+    value = np.zeros((int(offsets[-1]), n_classes), np.float32)
+    for t, start in zip(trees, offsets[:-1], strict=True):
+        counts = t.value[:, 0, :]
+        norm = counts.sum(axis=1, keepdims=True)
+        norm[norm == 0] = 1.0
+        value[start : start + t.node_count][:, seen] = counts / norm
+    return ForestModel(
+        offsets=offsets,
+        children_left=np.concatenate([t.children_left for t in trees]).astype(np.int32),
+        children_right=np.concatenate([t.children_right for t in trees]).astype(np.int32),
+        feature=np.concatenate([t.feature for t in trees]).astype(np.int32),
+        threshold=np.concatenate([t.threshold for t in trees]).astype(np.float64),
+        value=value,
+        n_features=int(forest.n_features_in_),
+    )
+
+
+def fit_forest(features: np.ndarray, targets: np.ndarray, options: ForestOptions, events: Events | None = None):
+    """Fit an sklearn RandomForestClassifier in steps of ``trees_per_step`` trees (warm start: the same forest as
+    one fit with the same seed), reporting progress and checking for a cancel between steps."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    forest = RandomForestClassifier(
+        n_estimators=0, max_depth=options.max_depth, min_samples_leaf=options.min_samples_leaf,
+        n_jobs=options.n_jobs, random_state=options.seed, warm_start=True,
+    )  # fmt: skip
+    grown = 0
+    while grown < options.trees:
+        cancel.check()
+        grown = min(options.trees, grown + max(1, options.trees_per_step))
+        forest.set_params(n_estimators=grown)
+        forest.fit(features, targets)
+        if events is not None:
+            events.progress("fit", grown, options.trees)
+    return forest
+
+
+def labelled_features(
+    path: Path, labels: PixelLabels, bands: list[int], normalization: Normalization, options: ForestOptions,
+    events: Events | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Features (N x F float32) of a raster's labelled pixels, in the labels' order. Only the tiles holding labels
+    are read, each with the features' margin, so a large raster is never held whole."""
+    settings = options.features
+    out = np.empty((len(labels), settings.n_features(len(bands))), np.float32)
+    with open_raster(path) as ds:
+        if len(labels) and (labels.rows.min() < 0 or labels.rows.max() >= ds.height
+                            or labels.cols.min() < 0 or labels.cols.max() >= ds.width):  # fmt: skip
+            raise InputError(f"--points: labelled pixels fall outside {path} ({ds.height} x {ds.width})", "points")
+        blocks = [t for t in tiles(ds.height, ds.width, options.tile, settings.margin)
+                  if _inside(labels, t).any()]  # fmt: skip
+        for done, tile in enumerate(blocks, 1):
+            cancel.check()
+            take = np.flatnonzero(_inside(labels, tile))
+            data, valid = read_window(ds, bands, tile.pad_row0, tile.pad_col0, *tile.pad_shape)
+            feats = compute_features(normalization.apply(data, valid), settings, options.n_jobs)
+            out[take] = feats[labels.rows[take] - tile.pad_row0, labels.cols[take] - tile.pad_col0]
+            if events is not None:
+                events.progress("features", done, len(blocks))
+    return out
+
+
+def _inside(labels: PixelLabels, tile) -> np.ndarray:
+    rows, cols = labels.rows, labels.cols
+    return (rows >= tile.row0) & (rows < tile.row1) & (cols >= tile.col0) & (cols < tile.col1)
+
+
+def train_forest(
+    rasters: list[Path], labels: list[PixelLabels], bands: list[int], classes: list[ClassInfo],
+    options: ForestOptions, events: Events,
+) -> tuple[ForestModel, ModelConfig]:  # fmt: skip
+    """Fit the forest on the labelled pixels of ``rasters`` (one PixelLabels per raster)."""
+    if len(rasters) != len(labels):
+        raise ValueError(f"{len(rasters)} rasters but {len(labels)} label sets")
+    if options.trees < 1:
+        raise InputError(f"--trees: {options.trees} must be at least 1", "trees")
+    targets = np.concatenate([lab.classes for lab in labels]) if labels else np.zeros(0, np.int64)
+    if targets.size == 0:
+        raise InputError("--points: no labelled pixel to train on; click some points of each class first", "points")
+    if targets.min() < 0 or targets.max() >= len(classes):
+        raise InputError(f"--points: class indexes must lie in 0..{len(classes) - 1}", "points")
+    start = time.monotonic()
+    normalization = compute_normalization(rasters, bands)
+    features = np.concatenate([
+        labelled_features(path, lab, bands, normalization, options, events)
+        for path, lab in zip(rasters, labels, strict=True) if len(lab)
+    ])  # fmt: skip
+    forest = fit_forest(features, targets, options, events)
+    model = from_sklearn(forest, len(classes))
+    config = ModelConfig(
+        arch="RandomForest", encoder="multiscale_basic_features", in_channels=len(bands), bands=list(bands),
+        normalization=normalization, classes=list(classes), patch_size=options.tile, kind=KIND,
+        features=options.features.to_dict(),
+        trained={
+            "trees": options.trees, "max_depth": options.max_depth, "min_samples_leaf": options.min_samples_leaf,
+            "seed": options.seed, "iterations": 1, "points": int(targets.size),
+            "classes_seen": sorted(int(c) for c in np.unique(targets)), "nodes": model.n_nodes,
+            "seconds": round(time.monotonic() - start, 2),
+        },
+    )  # fmt: skip
+    return model, config
+
+
+def save_forest(directory: Path, model: ForestModel, config: ModelConfig) -> None:
+    """Write the model directory atomically: config.json and weights.safetensors (no pickle)."""
+    if config.kind != KIND:
+        raise ValueError(f"config kind {config.kind!r} is not {KIND!r}")
+    model.check()
+    metadata = {"format": FORMAT, "n_features": str(model.n_features), "n_classes": str(model.n_classes)}
+    with atomic_dir(Path(directory)) as tmp:
+        save_file(model.tensors(), str(tmp / "weights.safetensors"), metadata=metadata)
+        (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+
+
+def load_forest(directory: Path, field_name: str = "model") -> tuple[ForestModel, ModelConfig]:
+    """Read a random-forest model directory (safetensors only: nothing is unpickled)."""
+    directory = Path(directory)
+    config = load_config(directory, field_name)
+    if config.kind != KIND:
+        raise InputError(f"--{field_name}: {directory} holds a {config.kind!r} model, not a random forest", field_name)
+    weights = directory / "weights.safetensors"
+    try:
+        settings = FeatureSettings.from_dict(config.features)
+        tensors = load_file(str(weights))
+        model = ForestModel(
+            offsets=tensors["offsets"].astype(np.int64),
+            children_left=tensors["children_left"].astype(np.int32),
+            children_right=tensors["children_right"].astype(np.int32),
+            feature=tensors["feature"].astype(np.int32),
+            threshold=tensors["threshold"].astype(np.float64),
+            value=tensors["value"].astype(np.float32),
+            n_features=settings.n_features(len(config.bands)),
+        )
+        model.check()
+    except (OSError, SafetensorError, KeyError, TypeError, ValueError) as exc:
+        raise InputFileError(f"--{field_name}: {weights} is not a readable random forest ({exc}); "
+                             f"the model directory is damaged, train it again", field_name) from exc  # fmt: skip
+    if model.n_classes != len(config.classes):
+        raise InputFileError(f"--{field_name}: {weights} has {model.n_classes} classes but config.json lists "
+                             f"{len(config.classes)}; the model directory is damaged", field_name)  # fmt: skip
+    return model, config
+
+
+def forest_probabilities(
+    model: ForestModel, config: ModelConfig, image: np.ndarray, valid: np.ndarray | None = None,
+    tile: int | None = None, workers: int = 2, events: Events | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Class probabilities (float32 C x H x W) of a raw bands x H x W image (the model's bands, in order).
+
+    The image is normalised with the model's statistics, then processed by tiles with the features' margin, so
+    memory stays bounded by the tile size. Invalid pixels get probability 0 for every class.
+    """
+    settings = FeatureSettings.from_dict(config.features)
+    if image.ndim != 3 or image.shape[0] != len(config.bands):
+        raise ValueError(f"image of shape {image.shape}; the model reads {len(config.bands)} bands x H x W")
+    _, height, width = image.shape
+    valid = np.ones((height, width), bool) if valid is None else np.asarray(valid, bool)
+    normalised = config.normalization.apply(image.astype(np.float32, copy=False), valid)
+    out = np.zeros((model.n_classes, height, width), np.float32)
+    blocks = list(tiles(height, width, tile or config.patch_size, settings.margin))
+    for done, block in enumerate(blocks, 1):
+        cancel.check()
+        core_valid = valid[block.row0 : block.row1, block.col0 : block.col1]
+        if core_valid.any():
+            padded = normalised[:, block.pad_row0 : block.pad_row1, block.pad_col0 : block.pad_col1]
+            feats = compute_features(padded, settings, workers)[block.core_in_pad]
+            core = out[:, block.row0 : block.row1, block.col0 : block.col1]
+            core[:, core_valid] = predict_proba(model, feats[core_valid]).T
+        if events is not None:
+            events.progress("predict", done, len(blocks))
+    return out

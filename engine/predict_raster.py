@@ -1,0 +1,136 @@
+"""Predicting a raster file of any size into GeoTIFFs on its grid, reading and writing by windows.
+
+A reader thread reads and normalises tiles, the calling thread runs the network, a writer thread blends the tiles and
+writes finished 256 x 256 blocks (engine.predict.predict_tiles); memory is bounded by the tile and batch size and a
+band of about ``overlap + 512`` rows of the predicted window's width, never by its height.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+from torch import nn
+
+from engine import __version__
+from engine.errors import InputError, InputFileError
+from engine.events import Events
+from engine.geotiff_out import BLOCK, GDAL_ENV, OutputSpec, PredictionWriter
+from engine.models import ModelConfig, output_stride
+from engine.predict import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Inference, TileOptions, predict_tiles
+from engine.predict_window import Region
+from engine.raster_io import open_raster, read_window
+from engine.tiling import Tile, TileGrid
+
+log = logging.getLogger("engine")
+
+PREDICT_SHARE = 0.95  # of the overall progress; the rest is overviews / COG
+
+
+@dataclass
+class RasterPredictOptions:
+    tile_size: int = DEFAULT_TILE_SIZE
+    overlap: int = DEFAULT_OVERLAP
+    batch_size: int = DEFAULT_BATCH_SIZE
+    uncertainty: str = "entropy"
+    mc_samples: int = 8  # used by uncertainty "bald"
+    probabilities: bool = False
+    cog: bool = False
+    threaded: bool = True
+
+
+def check_options(options: RasterPredictOptions, network: nn.Module) -> None:
+    stride = output_stride(network)
+    if options.tile_size < stride or options.tile_size % stride:
+        raise InputError(f"--tile-size: {options.tile_size} must be a multiple of {stride} (the network's output "
+                         f"stride), e.g. 512", "tile_size")  # fmt: skip
+    if not 0 <= options.overlap <= options.tile_size // 2:
+        raise InputError(f"--overlap: {options.overlap} must be between 0 and half the tile size "
+                         f"({options.tile_size // 2})", "overlap")  # fmt: skip
+    if options.batch_size < 1:
+        raise InputError(f"--batch-size: {options.batch_size} must be at least 1", "batch_size")
+    if options.uncertainty == "bald" and options.mc_samples < 2:
+        raise InputError(f"--mc-samples: {options.mc_samples} is too few for --uncertainty bald; use 2 or more "
+                         "(8 is a good start)", "mc_samples")  # fmt: skip
+
+
+def check_bands(ds, config: ModelConfig, raster: Path, model: Path | str, events: Events) -> None:
+    """The model's bands must exist in the raster; a raster with more bands than the model reads gets a warning."""
+    if ds.count < max(config.bands):
+        raise InputError(f"--raster: {raster} has {ds.count} band(s) but the model {model} was trained on bands "
+                         f"{config.bands} ({config.in_channels} bands); use a raster like the training rasters or "
+                         f"a model trained on this one", "raster")  # fmt: skip
+    if ds.count != config.in_channels:
+        events.warning(f"{raster} has {ds.count} bands; the model reads bands {config.bands} of them")
+
+
+def predict_raster(
+    network: nn.Module, config: ModelConfig, raster: Path, out_dir: Path, region: Region | None,
+    device: torch.device, options: RasterPredictOptions, events: Events, model_name: str = "",
+) -> dict:  # fmt: skip
+    """Write prediction.tif, uncertainty.tif (and probabilities.tif) for ``region`` of ``raster`` into ``out_dir``.
+
+    Returns the summary for the result event. Outputs appear only when all are complete.
+    """
+    start = time.perf_counter()
+    check_options(options, network)
+    with rasterio.Env(**GDAL_ENV), open_raster(raster) as ds:
+        check_bands(ds, config, raster, model_name, events)
+        region = region or Region(Window(0, 0, ds.width, ds.height))
+        win = region.window
+        row0, col0, height, width = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
+        grid = TileGrid(height, width, options.tile_size, options.overlap, output_stride(network))
+        mc = options.mc_samples if options.uncertainty == "bald" else 0
+        inference = Inference(network, device, mc)
+        spec = OutputSpec(
+            Path(out_dir), ds.crs, ds.window_transform(win), width, height, config.classes, options.uncertainty,
+            options.probabilities, options.cog, tags={"MODEL": model_name, "SOURCE": str(raster),
+                                                      "ENGINE": f"sparse-al {__version__}"},
+        )  # fmt: skip
+
+        def read(tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            r, c = row0 + tile.row, col0 + tile.col
+            try:
+                data, valid = read_window(ds, config.bands, r, c, grid.tile_h, grid.tile_w)
+            except RasterioIOError as exc:
+                raise InputFileError(f"--raster: {raster} could not be read at rows {r}.., columns {c}.. ({exc}); "
+                                     "the file may be damaged or incomplete", "raster") from exc  # fmt: skip
+            out_valid = valid.copy()
+            out_valid[height - tile.row :, :] = False  # outside the window (padding of a small window)
+            out_valid[:, width - tile.col :] = False
+            aoi = region.mask(ds.window_transform(Window(c, r, grid.tile_w, grid.tile_h)), grid.tile_h, grid.tile_w)
+            if aoi is not None:
+                out_valid &= aoi
+            return config.normalization.apply(data, valid), valid, out_valid
+
+        def progress(done: int, total: int) -> None:
+            events.progress("predict", done, total, PREDICT_SHARE * done / total)
+
+        def finishing(done: int, total: int) -> None:
+            events.progress("overviews", done, total, PREDICT_SHARE + (1 - PREDICT_SHARE) * done / total)
+
+        tile_options = TileOptions(options.tile_size, options.overlap, options.batch_size, mc, BLOCK,
+                                   threaded=options.threaded)  # fmt: skip
+        with PredictionWriter(spec) as writer:
+            timing = predict_tiles(grid, read, inference, writer.write, tile_options, progress)
+            paths = writer.finish(finishing)
+    seconds = time.perf_counter() - start
+    valid_pixels = int(writer.class_pixels.sum())
+    if valid_pixels == 0:
+        events.warning(f"every pixel of the predicted area of {raster} is nodata or outside the AOI")
+    return {
+        "prediction": str(paths["prediction"]), "uncertainty": str(paths["uncertainty"]),
+        "probabilities": str(paths["probabilities"]) if "probabilities" in paths else None,
+        "uncertainty_method": options.uncertainty, "width": width, "height": height,
+        "window": {"col_off": col0, "row_off": row0, "width": width, "height": height},
+        "tiles": timing["tiles"], "seconds": round(seconds, 3),
+        "megapixels_per_second": round(width * height / 1e6 / max(seconds, 1e-9), 3),
+        "valid_pixels": valid_pixels,
+        "class_pixels": {c.name: int(n) for c, n in zip(config.classes, writer.class_pixels, strict=True)},
+        "mean_uncertainty": writer.uncertainty_sum / valid_pixels if valid_pixels else None,
+    }  # fmt: skip

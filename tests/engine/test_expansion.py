@@ -1,0 +1,72 @@
+"""Point-to-region expansion stays inside the clicked superpixel and never crosses a strong edge."""
+
+import numpy as np
+
+from engine.expansion import ExpansionOptions, expand_clicks
+from engine.points import PixelLabels
+
+
+def _reader(image: np.ndarray):
+    def read(row: int, col: int, size: int):
+        out = np.zeros((image.shape[0], size, size), np.float32)
+        valid = np.zeros((size, size), bool)
+        r0, c0 = max(row, 0), max(col, 0)
+        r1, c1 = min(row + size, image.shape[1]), min(col + size, image.shape[2])
+        out[:, r0 - row : r1 - row, c0 - col : c1 - col] = image[:, r0:r1, c0:c1]
+        valid[r0 - row : r1 - row, c0 - col : c1 - col] = True
+        return out, valid
+
+    return read
+
+
+def _two_halves(seed: int = 0) -> np.ndarray:
+    """A 64 x 64 image: left half dark, right half bright (a strong vertical edge at column 32), mild noise."""
+    rng = np.random.default_rng(seed)
+    image = np.where(np.arange(64)[None, None, :] < 32, -1.5, 1.5) + rng.normal(0, 0.05, (3, 64, 64))
+    return image.astype(np.float32)
+
+
+def test_labels_spread_only_on_the_clicked_side_of_a_strong_edge():
+    image = _two_halves()
+    labels = PixelLabels(np.array([30]), np.array([29]), np.array([1]))  # 3 px left of the edge
+    out = expand_clicks(_reader(image), labels, ExpansionOptions(region=10))
+    assert len(out) > 20  # it spread
+    assert np.all(out.cols < 32)  # and never crossed the edge
+    assert np.all(out.classes == 1)
+    assert out.weight_array()[0] == 1.0 and np.all(out.weight_array()[1:] == 0.3)
+
+
+def test_spread_stays_inside_the_clicked_superpixel():
+    image = _two_halves()
+    labels = PixelLabels(np.array([10]), np.array([10]), np.array([2]))
+    out = expand_clicks(_reader(image), labels, ExpansionOptions(region=8))
+    # A superpixel of side ~8 holds far fewer pixels than the 32 x 64 uniform half around it.
+    assert 10 < len(out) < 8 * 8 * 3
+    assert np.abs(out.rows - 10).max() < 24 and np.abs(out.cols - 10).max() < 24
+
+
+def test_pixels_claimed_by_two_classes_get_no_spread_label():
+    image = np.zeros((1, 40, 40), np.float32)  # uniform: both clicks' regions overlap
+    read, options = _reader(image), ExpansionOptions(region=20)
+
+    def spread(labels):
+        out = expand_clicks(read, labels, options)
+        return {(r, c): k for r, c, k in zip(out.rows, out.cols, out.classes, strict=True)}
+
+    alone = [spread(PixelLabels(np.array([r]), np.array([c]), np.array([k]))) for r, c, k in [(20, 20, 0), (20, 21, 1)]]
+    both = spread(PixelLabels(np.array([20, 20]), np.array([20, 21]), np.array([0, 1])))
+    contested = (set(alone[0]) & set(alone[1])) - {(20, 20), (20, 21)}
+    assert contested  # the test means something only if the regions overlap
+    assert not contested & set(both)
+    assert both[(20, 20)] == 0 and both[(20, 21)] == 1
+    assert set(both) == (set(alone[0]) | set(alone[1])) - contested
+
+
+def test_dissimilar_pixels_inside_the_window_are_left_out():
+    image = np.zeros((1, 40, 40), np.float32)
+    image[0, 18:23, 18:23] = 3.0  # a small bright square in a uniform field
+    labels = PixelLabels(np.array([20]), np.array([20]), np.array([1]))
+    out = expand_clicks(_reader(image), labels, ExpansionOptions(region=10))
+    assert set(zip(out.rows.tolist(), out.cols.tolist(), strict=True)) <= {
+        (r, c) for r in range(18, 23) for c in range(18, 23)
+    }
