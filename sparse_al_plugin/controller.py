@@ -153,7 +153,7 @@ class Controller(QObject):
                                                 Path(files.raster).stem if multiple else "")  # fmt: skip
             for path in record.suggestions:
                 if Path(path).exists():
-                    self.results.add_suggestions(record.number, path, path, Path(path).stem if multiple else "")
+                    self.results.add_suggestions(record.number, path, "")
         newest = self.results.newest()
         if newest is not None:
             self.results.show_only(newest)

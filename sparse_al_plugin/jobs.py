@@ -54,8 +54,14 @@ def predict_job(model: Path, raster: str, out: Path, bbox: str | None = None) ->
     return job
 
 
-def suggest_job(model: Path, raster: str, out: Path, strategy: str, budget: int) -> dict:
-    return {"model": str(model), "raster": raster, "out": str(out), "strategy": strategy, "budget": int(budget)}
+def suggest_job(model: Path, rasters: list[str], out: Path, strategy: str, budget: int, iteration: int,
+                points: Path | None = None) -> dict:  # fmt: skip
+    """All rasters in one run (--raster repeats; --budget is the total). Pixels of ``points`` are not suggested."""
+    job = {"model": str(model), "raster": list(rasters), "out": str(out), "strategy": strategy,
+           "budget": int(budget), "iteration": int(iteration)}  # fmt: skip
+    if points is not None:
+        job["points"] = str(points)
+    return job
 
 
 def bbox_text(xmin: float, ymin: float, xmax: float, ymax: float, authid: str) -> str:

@@ -118,15 +118,12 @@ class Loop:
     def _suggest_steps(self) -> list[EngineStep]:
         session = self.c.require_session()
         model = self._require_model()
-        run_dir = session.run_dir(model.number, "suggest")
+        out = session.run_dir(model.number, "suggest") / "suggestions.gpkg"
         loop = self.c.state.loop
-        steps = []
-        for i, layer in enumerate(self._require_rasters()):
-            out = run_dir / f"{i + 1:02d}_{safe_name(layer.name())}.gpkg"
-            job = suggest_job(Path(model.model_dir), layer.source(), out, loop.strategy, loop.budget)
-            steps.append(EngineStep("suggest", job, out.with_suffix(".json"), f"suggest {layer.name()}",
-                                    layer.source()))  # fmt: skip
-        return steps
+        points = session.points_file if session.points_file.exists() else None
+        rasters = [layer.source() for layer in self._require_rasters()]
+        job = suggest_job(Path(model.model_dir), rasters, out, loop.strategy, loop.budget, model.number, points)
+        return [EngineStep("suggest", job, out.with_suffix(".json"), "suggest")]
 
     def _require_rasters(self) -> list[QgsRasterLayer]:
         rasters = self.c.session_rasters()
@@ -219,14 +216,11 @@ class Loop:
 
     def _suggested(self, task: EngineTask) -> None:
         record = self._record_of(task)
-        multiple = len(self.c.state.rasters) > 1
-        paths = []
-        for step, outcome in zip(task.steps, task.outcomes, strict=True):
-            path = str(outcome.result.get("suggestions") or step.job["out"])
-            self.c.results.add_suggestions(record.number, path, step.raster, _label(step, multiple))
-            paths.append(path)
-        self.c.save_history(upsert(self.c.history, replace(record, suggestions=tuple(paths))))
-        self.c.dock.set_stage(f"iteration {record.number}: suggestions added; click on one to accept it")
+        result = task.outcomes[-1].result or {}
+        path = result.get("path") if isinstance(result.get("path"), str) else task.steps[-1].job["out"]
+        self.c.results.add_suggestions(record.number, path, "")
+        self.c.save_history(upsert(self.c.history, replace(record, suggestions=(path,))))
+        self.c.dock.set_stage(f"iteration {record.number}: suggestions added; click one to accept it")
 
     def _record_of(self, task: EngineTask) -> IterationRecord:
         model = str(task.steps[0].job["model"])

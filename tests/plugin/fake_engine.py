@@ -26,7 +26,9 @@ KEYS = {
               "patch_size", "patches_per_epoch", "lr", "arch", "encoder", "encoder_weights", "loss", "amplification"},
     "predict": {"model", "raster", "out", "bbox", "uncertainty", "mc_samples", "probabilities", "cog", "aoi",
                 "tile_size", "overlap", "batch_size"},
-    "suggest": {"model", "raster", "out", "strategy", "budget"},
+    "suggest": {"model", "raster", "out", "strategy", "budget", "min_distance", "superpixel_size", "compactness",
+                "uncertainty", "mc_samples", "points", "class_field", "iteration", "window_size", "tile_size",
+                "overlap", "batch_size"},
 }  # fmt: skip
 REQUIRED = {"train": {"raster", "points", "out"}, "predict": {"model", "raster", "out"},
             "suggest": {"model", "raster", "out"}}  # fmt: skip
@@ -58,6 +60,9 @@ def main(argv: list[str]) -> int:
     missing = REQUIRED[command] - set(job)
     if missing:
         return fail("bad_input", f"--{sorted(missing)[0]} is required", 2, sorted(missing)[0])
+    repeatable = command in ("train", "suggest")  # --raster repeats there (a JSON list), not in predict
+    if isinstance(job["raster"], list) != repeatable:
+        return fail("bad_input", f"--job: raster must be {'a list' if repeatable else 'one path'}", 2, "raster")
     if mode == "error":
         return fail("bad_input", "--points: fake.gpkg has no CRS; assign one in QGIS and save it again", 2, "points")
     if mode == "crash":
@@ -113,7 +118,7 @@ def _classes(model: str) -> list[dict]:
 
 def _raster(job: dict) -> str:
     raster = job["raster"]
-    return raster[0] if isinstance(raster, list) else raster
+    return raster[0] if isinstance(raster, list) else raster  # suggest: the first raster is enough here
 
 
 def predict(job: dict) -> int:
@@ -168,7 +173,7 @@ def suggest(job: dict) -> int:
         feature.SetField("score", 1.0 - i / budget)
         feature.SetField("strategy", job.get("strategy", "superpixel"))
         feature.SetField("predicted_class", classes[i % len(classes)]["name"])
-        feature.SetField("iteration", 0)
+        feature.SetField("iteration", int(job.get("iteration", 0)))
         points.CreateFeature(feature)
         d = abs(gt[1]) * 2
         cell = ogr.Feature(cells.GetLayerDefn())
@@ -177,7 +182,8 @@ def suggest(job: dict) -> int:
         cell.SetField("score", 1.0 - i / budget)
         cells.CreateFeature(cell)
     ds = None
-    emit("result", command="suggest", suggestions=str(out), count=budget, strategy=job.get("strategy", "superpixel"))
+    emit("result", command="suggest", path=str(out), layers=["suggestions", "superpixels"], suggestions=budget,
+         strategy=job.get("strategy", "superpixel"))  # fmt: skip
     return 0
 
 

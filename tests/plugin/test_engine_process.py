@@ -41,7 +41,7 @@ def test_success_collects_events_and_result(tmp_path):
 
     raster = write_raster(tmp_path / "r.tif", np.zeros((8, 8), np.uint8))
     seen = []
-    job = _job(tmp_path, model=str(tmp_path / "model"), raster=[str(raster)], out=str(tmp_path / "out"))
+    job = _job(tmp_path, model=str(tmp_path / "model"), raster=str(raster), out=str(tmp_path / "out"))
     argv = [*FAKE, "predict", "--job", job, "--events", "json"]
     outcome = run_engine(argv, _env("ok"), seen.append, log_path=tmp_path / "predict.log")
     assert outcome.ok and outcome.returncode == 0

@@ -34,10 +34,13 @@ def test_train_job_is_accepted_by_the_engine(tmp_path):
     assert [c.name for c in parse_classes(args.classes)] == ["background", "class_1"]
 
 
-def test_fake_engine_knows_the_real_train_options():
+@pytest.mark.parametrize("command", ["train", "predict", "suggest"])
+def test_fake_engine_knows_only_real_options(command):
+    if command != "train" and not _engine_has_options(command, "model"):
+        pytest.skip(f"the engine's {command} command has not landed on this branch yet")
     cli = pytest.importorskip("engine.cli")
-    sub = cli._subparser(cli.build_parser(), "train")
-    assert fake_engine.KEYS["train"] <= {a.dest for a in sub._actions}
+    sub = cli._subparser(cli.build_parser(), command)
+    assert fake_engine.KEYS[command] <= {a.dest for a in sub._actions}
 
 
 @pytest.mark.parametrize("command", ["predict", "suggest"])
@@ -45,14 +48,20 @@ def test_predict_and_suggest_jobs_are_accepted_by_the_engine(command, tmp_path):
     if not _engine_has_options(command, "model", "raster", "out"):
         pytest.skip(f"the engine's {command} command has not landed on this branch yet")
     job = (predict_job(tmp_path / "m", "/a.tif", tmp_path / "out", "1,2,3,4,EPSG:32633") if command == "predict"
-           else suggest_job(tmp_path / "m", "/a.tif", tmp_path / "s.gpkg", "superpixel", 12))  # fmt: skip
+           else suggest_job(tmp_path / "m", ["/a.tif", "/b.tif"], tmp_path / "s.gpkg", "superpixel", 12, 3,
+                            tmp_path / "points.gpkg"))  # fmt: skip
     args = _engine_parse(command, job, tmp_path)
     assert args.model == str(tmp_path / "m")
+    if command == "predict":
+        assert args.raster == "/a.tif" and args.bbox == "1,2,3,4,EPSG:32633"
+    else:
+        assert args.raster == ["/a.tif", "/b.tif"] and args.budget == 12 and args.iteration == 3
+        assert args.points == str(tmp_path / "points.gpkg") and args.strategy == "superpixel"
 
 
 def test_jobs_use_only_contract_keys(tmp_path):
     assert set(predict_job(tmp_path, "/a.tif", tmp_path, "b")) <= fake_engine.KEYS["predict"]
-    assert set(suggest_job(tmp_path, "/a.tif", tmp_path, "entropy", 3)) <= fake_engine.KEYS["suggest"]
+    assert set(suggest_job(tmp_path, ["/a.tif"], tmp_path, "entropy", 3, 1, tmp_path)) <= fake_engine.KEYS["suggest"]
     assert bbox_text(1, 2, 3.5, 4, "EPSG:3857") == "1.000000,2.000000,3.500000,4.000000,EPSG:3857"
 
 

@@ -52,7 +52,9 @@ def test_next_iteration_adds_styled_layers_in_a_group_and_a_table_row(plugin, im
     assert train["raster"] == [str(image)] and train["points"] == str(tmp_path / "session" / "points.gpkg")
     assert [c["name"] for c in train["classes"]] == ["background", "class_1"] and "init" not in train
     assert predict["model"] == train["out"] and "bbox" not in predict
-    assert suggest["strategy"] == "entropy" and suggest["budget"] == 5
+    assert suggest["strategy"] == "entropy" and suggest["budget"] == 5 and suggest["iteration"] == 1
+    assert suggest["raster"] == [str(image)] and suggest["points"] == train["points"]
+    assert predict["raster"] == str(image)
 
     nodes, group = group_layers(1)
     assert set(nodes) == {"prediction", "uncertainty", "suggestions", "superpixels"}
