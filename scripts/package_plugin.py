@@ -80,6 +80,7 @@ def build(out_dir: Path, root: Path = ROOT) -> Path:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for source, name in files_to_pack(root):
                 archive.write(source, name)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
