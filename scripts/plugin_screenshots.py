@@ -80,7 +80,8 @@ def main() -> None:
     iface.setActiveLayer(image)
     if STEPS:  # else: only the screenshots of a session done before (SPARSE_AL_SHOT_SESSION)
         QTimer.singleShot(1500, lambda: click_points(plugin))
-        QTimer.singleShot(3000, lambda: controller.loop.run(RunRequest(STEPS, LoopOptions("superpixel", 15, "full"))))
+        controller.dock.set_loop_options(LoopOptions("superpixel", 15, "full"))
+        QTimer.singleShot(3000, lambda: controller.loop.run(RunRequest(STEPS, controller.dock.loop_options())))
     QTimer.singleShot(5000, lambda: wait_then(plugin, lambda: finish(plugin)))
 
 
