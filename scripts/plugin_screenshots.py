@@ -7,8 +7,9 @@
 
 It opens a bsb_toy image and its label (as the reference), clicks points of each class where the label says, runs
 the loop with the real engine, and writes docs/images/plugin_dock.png and docs/images/plugin_prediction.png with
-ImageMagick's ``import``. SPARSE_AL_SHOT_STEPS (default train,predict,suggest) and SPARSE_AL_SHOT_EPOCHS pick the
-work; SPARSE_AL_SHOT_SESSION the session folder (default: a fresh temporary one).
+ImageMagick's ``import`` (reduced to 256 colours). SPARSE_AL_SHOT_STEPS (default train,predict,suggest; empty: only
+the screenshots of an existing SPARSE_AL_SHOT_SESSION) and SPARSE_AL_SHOT_EPOCHS pick the work; SPARSE_AL_SHOT_SESSION
+is the session folder (default: a fresh temporary one); SPARSE_AL_ENGINE_PATH a folder holding another engine package.
 """
 
 import os

@@ -1,5 +1,6 @@
 """Fixtures for the plugin's tests: the plugin loaded into pytest-qgis's iface, a fake engine, tiny rasters."""
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -51,6 +52,18 @@ def key(plugin, key_code, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
 
 def messages(iface, level) -> list[str]:
     return iface.messageBar().get_messages(level)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pytest_qgis_teardown_connection(qgis_app):
+    """pytest-qgis ends the session by disconnecting QgsProject.legendLayersAdded from processEvents; in long runs
+    that connection (a PyQt proxy for a static method) is sometimes gone by then, which fails its teardown. Make sure
+    it is there to disconnect."""
+    yield
+    signal = QgsProject.instance().legendLayersAdded
+    with contextlib.suppress(TypeError):
+        signal.disconnect(qgis_app.processEvents)
+    signal.connect(qgis_app.processEvents)
 
 
 @pytest.fixture
