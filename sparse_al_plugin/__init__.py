@@ -1,7 +1,7 @@
-"""Sparse AL QGIS plugin. QGIS calls classFactory; nothing heavy happens on import."""
+"""Sparse AL QGIS plugin. QGIS calls classFactory; nothing heavy happens on import (and torch never does)."""
 
 
-def classFactory(iface):
-    from sparse_al_plugin.plugin import SparseAlPlugin
+def classFactory(iface):  # QGIS's name
+    from .plugin import SparseAlPlugin
 
     return SparseAlPlugin(iface)

@@ -1,0 +1,108 @@
+"""The class list of a session: names with colours, edited as immutable tuples (no Qt, no QGIS)."""
+
+from dataclasses import dataclass
+
+# The engine's defaults (engine/classes.py), repeated here because the plugin never imports the engine.
+PALETTE = ("#b0b0b0", "#e31a1c", "#505050", "#ff7f00", "#33a02c", "#1f78b4", "#6a3d9a", "#b15928", "#fb9a99", "#a6cee3")
+NAMED_COLORS = {"background": "#b0b0b0", "car": "#e31a1c", "road": "#505050", "building": "#ff7f00",
+                "permeable_area": "#33a02c", "tree": "#1b7837", "water": "#1f78b4"}  # fmt: skip
+MAX_CLASSES = 254
+
+
+class ClassListError(ValueError):
+    """An edit that would make the class list invalid; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    name: str
+    color: str  # "#rrggbb"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "color": self.color}
+
+
+Classes = tuple[ClassSpec, ...]
+DEFAULT_CLASSES: Classes = (ClassSpec("background", PALETTE[0]), ClassSpec("class_1", PALETTE[1]))
+
+
+def default_color(name: str, index: int, used: set[str] = frozenset()) -> str:
+    """The engine's colour for a known name, else the first palette colour not in use."""
+    if name.lower() in NAMED_COLORS:
+        return NAMED_COLORS[name.lower()]
+    for k in range(len(PALETTE)):
+        color = PALETTE[(index + k) % len(PALETTE)]
+        if color not in used:
+            return color
+    return PALETTE[index % len(PALETTE)]
+
+
+def check_color(color: str) -> str:
+    color = color.strip().lower()
+    if len(color) != 7 or color[0] != "#" or any(ch not in "0123456789abcdef" for ch in color[1:]):
+        raise ClassListError(f"colour {color!r} is not of the form #rrggbb")
+    return color
+
+
+def check_name(name: str, classes: Classes, ignore_index: int | None = None) -> str:
+    name = name.strip()
+    if not name:
+        raise ClassListError("a class needs a name")
+    if any(c.name == name for i, c in enumerate(classes) if i != ignore_index):
+        raise ClassListError(f"there is already a class named {name!r}; choose another name")
+    return name
+
+
+def add_class(classes: Classes, name: str | None = None, color: str | None = None) -> Classes:
+    if len(classes) >= MAX_CLASSES:
+        raise ClassListError(f"at most {MAX_CLASSES} classes are supported")
+    if name is None:
+        n = len(classes)
+        while any(c.name == f"class_{n}" for c in classes):
+            n += 1
+        name = f"class_{n}"
+    name = check_name(name, classes)
+    color = check_color(color) if color else default_color(name, len(classes), {c.color for c in classes})
+    return (*classes, ClassSpec(name, color))
+
+
+def rename_class(classes: Classes, index: int, name: str) -> Classes:
+    _check_index(classes, index)
+    name = check_name(name, classes, ignore_index=index)
+    return _replace(classes, index, ClassSpec(name, classes[index].color))
+
+
+def recolor_class(classes: Classes, index: int, color: str) -> Classes:
+    _check_index(classes, index)
+    return _replace(classes, index, ClassSpec(classes[index].name, check_color(color)))
+
+
+def remove_class(classes: Classes, index: int) -> Classes:
+    if len(classes) <= 2:
+        raise ClassListError("a session needs at least two classes (for example background and one object class)")
+    _check_index(classes, index)
+    return classes[:index] + classes[index + 1 :]
+
+
+def classes_from_json(items: list) -> Classes:
+    """[{"name": .., "color": ..}] (as in session.json or a model's config.json) to a validated tuple."""
+    result: Classes = ()
+    for item in items:
+        result = add_class(result, str(item["name"]), item.get("color"))
+    if len(result) < 2:
+        raise ClassListError("a session needs at least two classes")
+    return result
+
+
+def classes_to_json(classes: Classes) -> list[dict]:
+    return [c.to_dict() for c in classes]
+
+
+def _replace(classes: Classes, index: int, spec: ClassSpec) -> Classes:
+    _check_index(classes, index)
+    return (*classes[:index], spec, *classes[index + 1 :])
+
+
+def _check_index(classes: Classes, index: int) -> None:
+    if not 0 <= index < len(classes):
+        raise ClassListError(f"there is no class number {index + 1}")

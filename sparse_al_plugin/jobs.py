@@ -1,0 +1,87 @@
+"""Engine jobs (the JSON files of CONTRACT.md) for train, predict and suggest. Plain Python."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .classes import Classes, classes_to_json
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Training settings (Sparse AL settings dialog); 0 or "" leaves the engine's default."""
+
+    epochs: int = 20
+    patch_size: int = 256
+    batch_size: int = 8
+    patches_per_epoch: int = 0
+    encoder: str = ""
+
+
+@dataclass(frozen=True)
+class EngineStep:
+    """One engine run: ``python -m engine <command> --job <job_file>``; its stderr goes to ``log_file``."""
+
+    command: str
+    job: dict
+    job_file: Path
+    label: str
+    raster: str = ""  # the input raster, for predict and suggest
+
+    @property
+    def log_file(self) -> Path:
+        return self.job_file.with_suffix(".log")
+
+
+def train_job(rasters: list[str], points: Path, classes: Classes, out: Path, init: Path | None,
+              options: TrainOptions) -> dict:  # fmt: skip
+    job = {"raster": list(rasters), "points": str(points), "classes": classes_to_json(classes),
+           "class_field": "class", "out": str(out), "epochs": options.epochs, "patch_size": options.patch_size,
+           "batch_size": options.batch_size}  # fmt: skip
+    if options.patches_per_epoch:
+        job["patches_per_epoch"] = options.patches_per_epoch
+    if options.encoder and init is None:
+        job["encoder"] = options.encoder
+    if init is not None:
+        job["init"] = str(init)
+    return job
+
+
+def predict_job(model: Path, raster: str, out: Path, bbox: str | None = None) -> dict:
+    job = {"model": str(model), "raster": raster, "out": str(out)}  # one raster: --raster is not repeatable here
+    if bbox:
+        job["bbox"] = bbox
+    return job
+
+
+def suggest_job(model: Path, rasters: list[str], out: Path, strategy: str, budget: int, iteration: int,
+                points: Path | None = None) -> dict:  # fmt: skip
+    """All rasters in one run (--raster repeats; --budget is the total). Pixels of ``points`` are not suggested."""
+    job = {"model": str(model), "raster": list(rasters), "out": str(out), "strategy": strategy,
+           "budget": int(budget), "iteration": int(iteration)}  # fmt: skip
+    if points is not None:
+        job["points"] = str(points)
+    return job
+
+
+def bbox_text(xmin: float, ymin: float, xmax: float, ymax: float, authid: str) -> str:
+    """The engine's --bbox: minx,miny,maxx,maxy,EPSG:xxxx."""
+    return f"{xmin:.6f},{ymin:.6f},{xmax:.6f},{ymax:.6f},{authid}"
+
+
+def model_classes(model_dir: Path) -> list[str] | None:
+    """Class names of a model directory (its config.json), or None when it is not readable."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+        return [str(c["name"]) for c in config["classes"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def warm_start(previous_model: Path | None, classes: Classes) -> Path | None:
+    """The previous iteration's model when its classes are the session's (same names, same order, as the engine's
+    --init requires), else None: a changed class list starts a fresh model."""
+    if previous_model is None:
+        return None
+    names = model_classes(previous_model)
+    return Path(previous_model) if names == [c.name for c in classes] else None

@@ -1,0 +1,75 @@
+"""The plugin's jobs against the engine's own parser (the contract's other side) and the fake's key lists."""
+
+import json
+
+import pytest
+
+from sparse_al_plugin.classes import DEFAULT_CLASSES, add_class
+from sparse_al_plugin.jobs import TrainOptions, bbox_text, predict_job, suggest_job, train_job, warm_start
+from tests.plugin import fake_engine
+
+
+def _engine_parse(command, job, tmp_path):
+    cli = pytest.importorskip("engine.cli")
+    path = tmp_path / f"{command}.json"
+    path.write_text(json.dumps(job))
+    return cli.parse([command, "--job", str(path), "--events", "json"])
+
+
+def _engine_has_options(command, *names):
+    cli = pytest.importorskip("engine.cli")
+    sub = cli._subparser(cli.build_parser(), command)
+    return all(any(a.dest == n for a in sub._actions) for n in names)
+
+
+def test_train_job_is_accepted_by_the_engine(tmp_path):
+    job = train_job(["/a.tif", "/b.tif"], tmp_path / "points.gpkg", DEFAULT_CLASSES, tmp_path / "model",
+                    tmp_path / "previous", TrainOptions(epochs=3, patches_per_epoch=8, encoder="resnet34"))  # fmt: skip
+    args = _engine_parse("train", job, tmp_path)
+    assert args.raster == ["/a.tif", "/b.tif"] and args.epochs == 3 and args.patches_per_epoch == 8
+    assert args.init == str(tmp_path / "previous") and args.class_field == "class"
+    assert args.encoder == "resnet18"  # a warm start keeps the previous model's encoder: the option is left out
+    from engine.classes import parse_classes
+
+    assert [c.name for c in parse_classes(args.classes)] == ["background", "class_1"]
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "suggest"])
+def test_fake_engine_knows_only_real_options(command):
+    if command != "train" and not _engine_has_options(command, "model"):
+        pytest.skip(f"the engine's {command} command has not landed on this branch yet")
+    cli = pytest.importorskip("engine.cli")
+    sub = cli._subparser(cli.build_parser(), command)
+    assert fake_engine.KEYS[command] <= {a.dest for a in sub._actions}
+
+
+@pytest.mark.parametrize("command", ["predict", "suggest"])
+def test_predict_and_suggest_jobs_are_accepted_by_the_engine(command, tmp_path):
+    if not _engine_has_options(command, "model", "raster", "out"):
+        pytest.skip(f"the engine's {command} command has not landed on this branch yet")
+    job = (predict_job(tmp_path / "m", "/a.tif", tmp_path / "out", "1,2,3,4,EPSG:32633") if command == "predict"
+           else suggest_job(tmp_path / "m", ["/a.tif", "/b.tif"], tmp_path / "s.gpkg", "superpixel", 12, 3,
+                            tmp_path / "points.gpkg"))  # fmt: skip
+    args = _engine_parse(command, job, tmp_path)
+    assert args.model == str(tmp_path / "m")
+    if command == "predict":
+        assert args.raster == "/a.tif" and args.bbox == "1,2,3,4,EPSG:32633"
+    else:
+        assert args.raster == ["/a.tif", "/b.tif"] and args.budget == 12 and args.iteration == 3
+        assert args.points == str(tmp_path / "points.gpkg") and args.strategy == "superpixel"
+
+
+def test_jobs_use_only_contract_keys(tmp_path):
+    assert set(predict_job(tmp_path, "/a.tif", tmp_path, "b")) <= fake_engine.KEYS["predict"]
+    assert set(suggest_job(tmp_path, ["/a.tif"], tmp_path, "entropy", 3, 1, tmp_path)) <= fake_engine.KEYS["suggest"]
+    assert bbox_text(1, 2, 3.5, 4, "EPSG:3857") == "1.000000,2.000000,3.500000,4.000000,EPSG:3857"
+
+
+def test_warm_start_only_with_the_same_classes(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"classes": [{"name": "background"}, {"name": "class_1"}]}))
+    assert warm_start(model, DEFAULT_CLASSES) == model
+    assert warm_start(model, add_class(DEFAULT_CLASSES, "car")) is None
+    assert warm_start(tmp_path / "missing", DEFAULT_CLASSES) is None
+    assert warm_start(None, DEFAULT_CLASSES) is None
