@@ -12,6 +12,7 @@ of a few tiles (written under --out, never into the repository). Each dataset's 
 learning_curve.png are written under --out; the tables are logged.
 """
 
+import argparse
 import json
 import logging
 import time
@@ -51,10 +52,10 @@ FULL = {
 
 def main(argv: list[str]) -> None:
     options = _parse(argv)
-    quick = "--quick" in argv
-    data, out = Path(options.get("--data", DATA)), Path(options.get("--out", "/tmp/sparse_al_label_efficiency"))
-    datasets = options.get("--datasets", "bsb_toy,massachusetts_roads").split(",")
-    strategies = options.get("--strategies", STRATEGIES)
+    quick = options.quick
+    data, out = Path(options.data), Path(options.out)
+    datasets = options.datasets.split(",")
+    strategies = options.strategies
     log.info("machine: %s", describe())
     for name in datasets:
         manifest = data / name / "manifest.json"
@@ -64,7 +65,7 @@ def main(argv: list[str]) -> None:
         if quick and name == "massachusetts_roads":
             manifest = _crop_manifest(manifest, out / "massachusetts_roads_crops")
         folder = out / ("quick" if quick else "full") / name
-        argv_sim = ["simulate", "--events", "json", "--device", options.get("--device", "auto"), "--manifest",
+        argv_sim = ["simulate", "--events", "json", "--device", options.device, "--manifest",
                     str(manifest), "--out", str(folder), "--strategy", strategies, "--dense",
                     *(QUICK if quick else FULL)[name]]  # fmt: skip
         log.info("%s: python -m engine %s", name, " ".join(argv_sim))
@@ -74,13 +75,15 @@ def main(argv: list[str]) -> None:
         _log_tables(json.loads((folder / "results.json").read_text()))
 
 
-def _parse(argv: list[str]) -> dict:
-    options = {}
-    for arg in argv:
-        if "=" in arg:
-            key, value = arg.split("=", 1)
-            options[key] = value
-    return options
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench_label_efficiency")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--out", default="/tmp/sparse_al_label_efficiency")
+    parser.add_argument("--datasets", default="bsb_toy,massachusetts_roads")
+    parser.add_argument("--strategies", default=STRATEGIES)
+    parser.add_argument("--device", default="auto")
+    return parser.parse_known_args(argv)[0]  # other benchmarks' options are ignored
 
 
 def _run_engine(argv: list[str], events_path: Path) -> None:

@@ -28,6 +28,10 @@ def plot_learning_curve(rows: list[dict], path: Path, title: str = "", dense_mio
             axes.axhline(95 * dense_miou, color="black", linestyle=":", linewidth=1, label="95% of dense")
         if any(r["labeled_percent"] > 0 for r in rows):
             axes.set_xscale("log")
+            ticker = _ticker()
+            axes.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+            axes.xaxis.set_minor_formatter(ticker.NullFormatter())
         axes.set_xlabel("labelled pixels (% of the training pixels)")
         axes.set_ylabel("mIoU on the validation images (%)")
         axes.set_title(title or "Label efficiency")
@@ -39,6 +43,12 @@ def plot_learning_curve(rows: list[dict], path: Path, title: str = "", dense_mio
     finally:
         plt.close(figure)
     return Path(path)
+
+
+def _ticker():
+    import matplotlib.ticker
+
+    return matplotlib.ticker
 
 
 def _pyplot():

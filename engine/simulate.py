@@ -54,7 +54,7 @@ class SimulateOptions:
     dense: bool = False
     val_fraction: float = 0.2
     bands: list[int] | None = None
-    train: TrainOptions = field(default_factory=TrainOptions)
+    train: TrainOptions = field(default_factory=lambda: TrainOptions(lr_schedule="cosine"))
     suggest: SuggestOptions = field(default_factory=SuggestOptions)
     seed: int = 0
 

@@ -48,6 +48,7 @@ class TrainOptions:
     consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
     consistency_threshold: float = 0.9
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
+    lr_schedule: str = "constant"  # or "cosine": the learning rate decays to 0 over the run (steadier final models)
     seed: int = 0
 
 
@@ -163,6 +164,9 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     network.train()
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total) if options.lr_schedule == "cosine" else None
+    )
     step, epoch_loss = 0, float("nan")
     for epoch in range(1, options.epochs + 1):
         losses = []
@@ -185,6 +189,8 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if scheduler is not None:
+                scheduler.step()
             losses.append(float(loss.detach()))
             step += 1
             events.progress("train", step, total)

@@ -51,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--patch-size", type=int, default=256, help="side of the training patches (multiple of 32)")
     group.add_argument("--patches-per-epoch", type=int, help="default: the training images' area in patches (32..512)")
     group.add_argument("--lr", type=float, default=1e-3)
+    group.add_argument(
+        "--lr-schedule",
+        choices=("cosine", "constant"),
+        default="cosine",
+        help="cosine: each iteration's learning rate decays to 0 (steadier models from short runs)",
+    )
     group.add_argument("--arch", default=DEFAULT_ARCH)
     group.add_argument("--encoder", default=DEFAULT_ENCODER)
     group.add_argument("--encoder-weights", help="pretrained encoder weights from the local cache, e.g. imagenet")
@@ -112,6 +118,7 @@ def options_from(args: argparse.Namespace) -> SimulateOptions:
         expand_clicks=args.expand_clicks,
         consistency=args.consistency,
         pretrain_steps=args.pretrain_steps,
+        lr_schedule=args.lr_schedule,
         seed=args.seed,
     )
     suggest = SuggestOptions(
