@@ -3,15 +3,13 @@
 import argparse
 from pathlib import Path
 
+from engine.commands.training_args import add_training_arguments, training_options
 from engine.errors import InputError
 from engine.events import Events
-from engine.losses import LOSSES
 from engine.manifest import read_manifest
-from engine.models import DEFAULT_ARCH, DEFAULT_ENCODER
 from engine.raster_io import parse_bands
 from engine.simulate import STRATEGIES, SimulateOptions, Simulation
 from engine.suggest import UNCERTAINTIES, SuggestOptions
-from engine.train import TrainOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,25 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--bands", help="1-based bands to use, e.g. 1,2,3 (default: all)")
     group = parser.add_argument_group("training, each iteration")
-    group.add_argument("--epochs", type=int, default=10, help="epochs per iteration (warm-started)")
-    group.add_argument("--batch-size", type=int, default=8)
-    group.add_argument("--patch-size", type=int, default=256, help="side of the training patches (multiple of 32)")
-    group.add_argument("--patches-per-epoch", type=int, help="default: the training images' area in patches (32..512)")
-    group.add_argument("--lr", type=float, default=1e-3)
-    group.add_argument(
-        "--lr-schedule",
-        choices=("cosine", "constant"),
-        default="cosine",
-        help="cosine: each iteration's learning rate decays to 0 (steadier models from short runs)",
-    )
-    group.add_argument("--arch", default=DEFAULT_ARCH)
-    group.add_argument("--encoder", default=DEFAULT_ENCODER)
-    group.add_argument("--encoder-weights", help="pretrained encoder weights from the local cache, e.g. imagenet")
-    group.add_argument("--loss", choices=LOSSES, default=TrainOptions.loss)
-    group.add_argument("--amplification", type=float, default=5.0)
-    group.add_argument("--expand-clicks", action="store_true", help="spread each click over its similar superpixel")
-    group.add_argument("--consistency", type=float, default=0.0, help="weight of consistency on unlabelled pixels")
-    group.add_argument("--pretrain-steps", type=int, default=0, help="self-supervised warm-up steps (first iteration)")
+    add_training_arguments(group, epochs=10, lr_schedule="cosine")
     group = parser.add_argument_group("suggestions and prediction")
     group.add_argument("--superpixel-size", type=int, default=24)
     group.add_argument("--compactness", type=float, default=0.1)
@@ -88,39 +68,17 @@ def options_from(args: argparse.Namespace) -> SimulateOptions:
         ("points_per_class", args.points_per_class >= 1, "at least 1"),
         ("initial_points", args.initial_points >= 1, "at least 1"),
         ("budget", args.budget is None or args.budget >= 1, "at least 1"),
-        ("epochs", args.epochs >= 1, "at least 1"),
-        ("batch_size", args.batch_size >= 1, "at least 1"),
-        ("patch_size", args.patch_size >= 32 and args.patch_size % 32 == 0, "a multiple of 32"),
         ("val_fraction", 0 <= args.val_fraction < 1, "between 0 and 1"),
         ("tile_size", args.tile_size >= 32 and args.tile_size % 32 == 0, "a multiple of 32"),
         ("overlap", 0 <= args.overlap < args.tile_size // 2, "between 0 and half the tile size"),
         ("mc_samples", args.mc_samples >= 0, "0 or more"),
-        ("lr", args.lr > 0, "positive"),
-        ("consistency", args.consistency >= 0, "0 or more"),
-        ("pretrain_steps", args.pretrain_steps >= 0, "0 or more"),
     ]
     for name, ok, what in checks:
         if not ok:
             raise InputError(f"--{name.replace('_', '-')}: {getattr(args, name)} must be {what}", name)
     if args.uncertainty == "bald" and args.mc_samples == 0:
         raise InputError("--uncertainty bald needs --mc-samples of 1 or more", "mc_samples")
-    train = TrainOptions(
-        arch=args.arch,
-        encoder=args.encoder,
-        encoder_weights=args.encoder_weights,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
-        lr=args.lr,
-        loss=args.loss,
-        amplification=args.amplification,
-        patches_per_epoch=args.patches_per_epoch,
-        expand_clicks=args.expand_clicks,
-        consistency=args.consistency,
-        pretrain_steps=args.pretrain_steps,
-        lr_schedule=args.lr_schedule,
-        seed=args.seed,
-    )
+    train = training_options(args)
     suggest = SuggestOptions(
         min_distance=args.min_distance,
         superpixel_size=args.superpixel_size,
