@@ -177,7 +177,12 @@ def _project(out: Path, classes, scene: Path) -> Path:
         ),
         Layer("points (simulated clicks)", out / "points.gpkg", "categorized", layer_name="points", classes=classes),
         Layer(
-            "queried superpixels", out / "suggestions.gpkg", "outline", layer_name=SUPERPIXELS_LAYER, color="#00ffff"
+            "suggested superpixels",
+            out / "suggestions.gpkg",
+            "outline",
+            layer_name=SUPERPIXELS_LAYER,
+            subset='"suggested" = 1',
+            color="#00ffff",
         ),
         Layer("prediction", out / "prediction.tif", "paletted", classes=classes),
         Layer("uncertainty (entropy)", out / "uncertainty.tif", "ramp", visible=False),

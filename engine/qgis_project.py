@@ -24,6 +24,7 @@ class Layer:
     source: Path  # absolute or relative to the project's folder
     kind: str  # rgb, paletted, ramp, categorized, marker, outline
     layer_name: str | None = None  # GeoPackage layer
+    subset: str | None = None  # an OGR filter on the features, e.g. "suggested" = 1
     classes: list[ClassInfo] = field(default_factory=list)  # paletted, categorized
     field_name: str = "class"  # categorized
     color: str = "#ffff00"  # marker, outline
@@ -93,7 +94,11 @@ def _source(layer: Layer, project: Path) -> str:
         text = "./" + source.resolve().relative_to(project.resolve().parent).as_posix()
     except ValueError:
         text = source.resolve().as_posix()
-    return f"{text}|layername={layer.layer_name}" if layer.layer_name else text
+    if layer.layer_name:
+        text += f"|layername={layer.layer_name}"
+    if layer.subset:
+        text += f"|subset={layer.subset}"
+    return text
 
 
 def _crs(parent: ET.Element, crs: str) -> None:

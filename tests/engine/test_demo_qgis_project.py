@@ -60,13 +60,15 @@ def test_demo_project_layers_are_valid_with_their_styles(tmp_path):
     gpd.GeoDataFrame({"score": [0.9]}, geometry=[Point(x0, y0)], crs=CRS).to_file(
         tmp_path / "suggestions.gpkg", layer="suggestions"
     )
-    gpd.GeoDataFrame({"score": [0.9]}, geometry=[box(x0, y0 - 2, x0 + 2, y0)], crs=CRS).to_file(
-        tmp_path / "suggestions.gpkg", layer="superpixels"
-    )
+    polygons = [box(x0, y0 - 2, x0 + 2, y0), box(x0 + 4, y0 - 2, x0 + 6, y0)]
+    frame = gpd.GeoDataFrame({"score": [0.9, 0.5], "suggested": [True, False]}, geometry=polygons, crs=CRS)
+    frame.to_file(tmp_path / "suggestions.gpkg", layer="superpixels")
     layers = [
         Layer("suggestions", tmp_path / "suggestions.gpkg", "marker", layer_name="suggestions"),
         Layer("points", tmp_path / "points.gpkg", "categorized", layer_name="points", classes=classes),
-        Layer("superpixels", tmp_path / "suggestions.gpkg", "outline", layer_name="superpixels"),
+        Layer(
+            "superpixels", tmp_path / "suggestions.gpkg", "outline", layer_name="superpixels", subset='"suggested" = 1'
+        ),
         Layer("prediction", tmp_path / "prediction.tif", "paletted", classes=classes),
         Layer("uncertainty", tmp_path / "uncertainty.tif", "ramp"),
         Layer("scene", tmp_path / "scene.tif", "rgb"),
