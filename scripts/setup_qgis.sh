@@ -8,4 +8,4 @@ fi
 echo "setup: installing QGIS and Xvfb from Debian's packages (the first time takes minutes)"
 apt_get=(apt-get); [ "$(id -u)" -eq 0 ] || apt_get=(sudo apt-get)
 "${apt_get[@]}" update -qq
-DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends qgis python3-qgis xvfb xauth
+DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq qgis python3-qgis xvfb xauth
