@@ -152,8 +152,9 @@ def _log_tables(summary: dict) -> None:
     log.info("%s: %d train / %d val images, %d labelable training pixels, dense mIoU %.1f%%", summary["dataset"],
              summary["train_images"], summary["val_images"], summary["labelable_pixels"],
              100 * (summary["dense_miou"] or float("nan")))  # fmt: skip
-    log.info("| strategy | iteration | labelled pixels | labelled % | mIoU % | % of dense | %s |",
+    log.info("| strategy | iteration | labelled pixels | labelled %% | mIoU %% | %% of dense | %s |",
              " | ".join(f"IoU {c}" for c in classes))  # fmt: skip
+    log.info("|%s", "---|" * (6 + len(classes)))
     for row in rows:
         log.info("| %s | %d | %d | %.4f | %.1f | %.1f | %s |", row["strategy"], row["iteration"], row["labeled_pixels"],
                  row["labeled_percent"], 100 * row["miou"], row["percent_of_dense"],

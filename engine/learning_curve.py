@@ -11,7 +11,7 @@ COLORS = {"error": "#d62728", "superpixel": "#1f77b4", "entropy": "#2ca02c", "ma
 def plot_learning_curve(rows: list[dict], path: Path, title: str = "", dense_miou: float | None = None) -> Path:
     """Write a PNG of mIoU (%) against labelled pixels (% of the training pixels, log scale)."""
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=120)
     try:
         strategies = list(dict.fromkeys(r["strategy"] for r in rows if r["strategy"] != "dense"))
         for strategy in strategies:
@@ -36,7 +36,7 @@ def plot_learning_curve(rows: list[dict], path: Path, title: str = "", dense_mio
         axes.set_ylabel("mIoU on the validation images (%)")
         axes.set_title(title or "Label efficiency")
         axes.grid(True, which="both", alpha=0.3)
-        axes.legend(loc="lower right")
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
         figure.tight_layout()
         with atomic_file(Path(path)) as tmp:
             figure.savefig(tmp, format="png")

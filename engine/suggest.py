@@ -5,6 +5,7 @@ proposes scored pixels (``suggest_tile``); ``select`` then spends the budget ove
 takes the most uncertain tiles first (the dynamic budget), the others take the best scores overall.
 """
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from engine.raster_io import open_raster, read_window
 from engine.strategies import Candidates, best_overall, rank_and_cap, superpixel_queries, top_k_spread
 from engine.superpixels import segment_polygons
 from engine.uncertainty import from_probabilities
+
+logging.getLogger("pyogrio").setLevel(logging.WARNING)  # not a line per GeoPackage layer written
 
 STRATEGIES = ("superpixel", "entropy", "margin", "random")
 UNCERTAINTIES = ("bald", "entropy", "margin")
