@@ -4,7 +4,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -194,38 +193,11 @@ def test_model_from_a_newer_schema_is_refused(tmp_path, scene, points):
     _assert_one_error(run, 2, "newer engine", "update the engine")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_cancel_leaves_the_previous_model_intact(tmp_path, scene, points, sig):
-    out = tmp_path / "model"
-    assert _train(scene, points, out).code == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
-    args = [
-        sys.executable,
-        "-m",
-        "engine",
-        "train",
-        "--raster",
-        scene.image,
-        "--points",
-        points,
-        "--classes",
-        CLASSES,
-        "--out",
-        out,
-        "--init",
-        out,
-        "--epochs",
-        "500",
-        "--patch-size",
-        "64",
-        "--batch-size",
-        "2",
-        "--patches-per-epoch",
-        "4",
-        "--events",
-        "json",
-    ]
+def _cancel_training(scene, points, out, sig, *extra) -> tuple[int, list[dict]]:
+    """Start a long training, send ``sig`` after its first progress event; its exit status and events."""
+    args = [sys.executable, "-m", "engine", "train", "--raster", scene.image, "--points", points, "--classes", CLASSES,
+            "--out", out, *extra, "--epochs", "500", "--patch-size", "64", "--batch-size", "2",
+            "--patches-per-epoch", "4", "--events", "json"]  # fmt: skip
     proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, text=True, cwd=ROOT, env=engine_env())
     events = []
     for line in proc.stdout:
@@ -235,7 +207,17 @@ def test_cancel_leaves_the_previous_model_intact(tmp_path, scene, points, sig):
             break
     events += [json.loads(line) for line in proc.stdout]
     proc.stdout.close()
-    assert proc.wait(timeout=60) == 130
+    return proc.wait(timeout=60), events
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cancel_leaves_the_previous_model_intact(tmp_path, scene, points, sig):
+    out = tmp_path / "model"
+    assert _train(scene, points, out).code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, events = _cancel_training(scene, points, out, sig, "--init", out)
+    assert code == 130
     assert events[-1]["event"] == "error" and events[-1]["code"] == "cancelled"
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
@@ -243,38 +225,8 @@ def test_cancel_leaves_the_previous_model_intact(tmp_path, scene, points, sig):
 
 @pytest.mark.slow
 def test_cancel_before_the_first_model_leaves_none(tmp_path, scene, points):
-    out = tmp_path / "model"
-    args = [
-        sys.executable,
-        "-m",
-        "engine",
-        "train",
-        "--raster",
-        scene.image,
-        "--points",
-        points,
-        "--classes",
-        CLASSES,
-        "--out",
-        out,
-        "--epochs",
-        "500",
-        "--patch-size",
-        "64",
-        "--batch-size",
-        "2",
-        "--events",
-        "json",
-    ]
-    proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, text=True, cwd=ROOT, env=engine_env())
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "progress":
-            time.sleep(0.2)
-            proc.terminate()
-            break
-    proc.stdout.read()
-    proc.stdout.close()
-    assert proc.wait(timeout=60) == 130
+    code, events = _cancel_training(scene, points, tmp_path / "model", signal.SIGTERM)
+    assert code == 130 and events[-1]["code"] == "cancelled"
     assert list(tmp_path.glob("*model*")) == []
 
 
