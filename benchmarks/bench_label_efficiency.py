@@ -98,9 +98,10 @@ def _run_engine(argv: list[str], events_path: Path) -> None:
         raise RuntimeError(f"simulate failed ({code}); see {events_path}")
 
 
-def _crop_manifest(manifest: Path, folder: Path, count: int = 8, size: int = 512) -> Path:
+def _crop_manifest(manifest: Path, folder: Path, count: int = 8, size: int = 512, val: int = 2) -> Path:
     """512 x 512 crops of ``count`` tiles taken in a seeded random order: in each tile, the window with the most road
-    among those at least 90% labelled, kept when at least 2% of it is road. The first two score, the others train."""
+    among those at least 90% labelled, kept when at least 2% of it is road. The first ``val`` score, the others
+    train."""
     import rasterio
     from rasterio.windows import Window
 
@@ -129,7 +130,7 @@ def _crop_manifest(manifest: Path, folder: Path, count: int = 8, size: int = 512
                 with rasterio.open(target, "w", **profile) as dst:
                     dst.write(ds.read(window=window))
                 paths[key] = target.name
-        items.append({**paths, "split": "val" if len(items) < 2 else "train"})
+        items.append({**paths, "split": "val" if len(items) < val else "train"})
     path = folder / "manifest.json"
     path.write_text(json.dumps({**data, "name": "massachusetts_roads (512 px crops)", "items": items}, indent=1))
     return path

@@ -42,7 +42,6 @@ DEMO_TRAIN = {
     "patch_size": 64,
     "patches_per_epoch": 400,
     "lr": 1e-3,
-    "lr_schedule": "cosine",
 }
 
 

@@ -100,6 +100,11 @@ class ForestModel:
             raise ValueError(f"a split uses a feature outside 0..{self.n_features - 1}")
 
     @cached_property
+    def _leaf_entropy(self) -> np.ndarray:
+        """Each node's entropy of its class probabilities (used at leaves, for BALD)."""
+        return _entropy(self.value.astype(np.float64))
+
+    @cached_property
     def _traversal(self) -> tuple[np.ndarray, ...]:
         """Children as one array (node n's right child at 2n, left child at 2n + 1, global indexes; a leaf is its
         own child), split features (0 at leaves), float32 thresholds, the leaf mask and the roots."""
@@ -122,14 +127,18 @@ def float32_at_most(threshold: np.ndarray) -> np.ndarray:
     return t32
 
 
-def predict_proba(model: ForestModel, features: np.ndarray) -> np.ndarray:
+def predict_proba(model: ForestModel, features: np.ndarray, bald: bool = False):
     """Class probabilities (N x C float32) of N x F float32 features: the mean over trees of each leaf's class
     probabilities, as scikit-learn's predict_proba. All (tree, pixel) pairs of a chunk of pixels descend together,
-    one depth step at a time; every other step, once enough pairs sit on leaves, those pairs drop out."""
+    one depth step at a time; every other step, once enough pairs sit on leaves, those pairs drop out.
+
+    With ``bald``, returns (probabilities, BALD): the trees play the role of MC dropout's samples, so BALD is the
+    entropy of the mean minus the mean of the trees' entropies, divided by log C (in [0, 1])."""
     features = np.ascontiguousarray(features, dtype=np.float32)
     if features.ndim != 2 or features.shape[1] != model.n_features:
         raise ValueError(f"features of shape {features.shape}; the forest needs N x {model.n_features}")
     out = np.empty((features.shape[0], model.n_classes), np.float32)
+    mutual = np.zeros(features.shape[0], np.float32) if bald else None
     chunk = max(1, TRAVERSAL_ENTRIES // model.n_trees)
     for start in range(0, features.shape[0], chunk):
         block = features[start : start + chunk]
@@ -137,8 +146,20 @@ def predict_proba(model: ForestModel, features: np.ndarray) -> np.ndarray:
         total = np.zeros((len(block), model.n_classes), np.float64)
         for leaves in reached:
             total += model.value[leaves]
-        out[start : start + len(block)] = total / model.n_trees
-    return out
+        mean = total / model.n_trees
+        out[start : start + len(block)] = mean
+        if mutual is not None:
+            tree_entropy = model._leaf_entropy[reached].mean(axis=0)
+            mutual[start : start + len(block)] = np.clip((_entropy(mean) - tree_entropy) / _log_classes(model), 0, 1)
+    return (out, mutual) if bald else out
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    return -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=-1)
+
+
+def _log_classes(model: ForestModel) -> float:
+    return float(np.log(model.n_classes)) if model.n_classes > 1 else 1.0
 
 
 def _leaves(model: ForestModel, block: np.ndarray) -> np.ndarray:
@@ -319,29 +340,43 @@ def load_forest(directory: Path, field_name: str = "model") -> tuple[ForestModel
 
 def forest_probabilities(
     model: ForestModel, config: ModelConfig, image: np.ndarray, valid: np.ndarray | None = None,
-    tile: int | None = None, workers: int = 2, events: Events | None = None,
-) -> np.ndarray:  # fmt: skip
-    """Class probabilities (float32 C x H x W) of a raw bands x H x W image (the model's bands, in order).
+    tile: int | None = None, workers: int = 2, events: Events | None = None, bald: bool = False,
+):  # fmt: skip
+    """Class probabilities (float32 C x H x W) of a raw bands x H x W image (the model's bands, in order); with
+    ``bald``, (probabilities, BALD H x W) as :func:`predict_proba`.
 
     The image is normalised with the model's statistics, then processed by tiles with the features' margin, so
-    memory stays bounded by the tile size. Invalid pixels get probability 0 for every class.
+    memory stays bounded by the tile size and the result equals the features of the whole image. Invalid pixels
+    get probability 0 for every class (and BALD 0).
     """
-    settings = FeatureSettings.from_dict(config.features)
     if image.ndim != 3 or image.shape[0] != len(config.bands):
         raise ValueError(f"image of shape {image.shape}; the model reads {len(config.bands)} bands x H x W")
     _, height, width = image.shape
     valid = np.ones((height, width), bool) if valid is None else np.asarray(valid, bool)
     normalised = config.normalization.apply(image.astype(np.float32, copy=False), valid)
+    settings = FeatureSettings.from_dict(config.features)
     out = np.zeros((model.n_classes, height, width), np.float32)
+    mutual = np.zeros((height, width), np.float32) if bald else None
     blocks = list(tiles(height, width, tile or config.patch_size, settings.margin))
     for done, block in enumerate(blocks, 1):
         cancel.check()
-        core_valid = valid[block.row0 : block.row1, block.col0 : block.col1]
-        if core_valid.any():
-            padded = normalised[:, block.pad_row0 : block.pad_row1, block.pad_col0 : block.pad_col1]
-            feats = compute_features(padded, settings, workers)[block.core_in_pad]
-            core = out[:, block.row0 : block.row1, block.col0 : block.col1]
-            core[:, core_valid] = predict_proba(model, feats[core_valid]).T
+        core = (slice(block.row0, block.row1), slice(block.col0, block.col1))
+        padded = normalised[:, block.pad_row0 : block.pad_row1, block.pad_col0 : block.pad_col1]
+        predict_block(model, settings, padded, block.core_in_pad, valid[core], out[(slice(None), *core)],
+                       None if mutual is None else mutual[core], workers)  # fmt: skip
         if events is not None:
             events.progress("predict", done, len(blocks))
-    return out
+    return (out, mutual) if bald else out
+
+
+def predict_block(model, settings, padded, core_in_pad, core_valid, probs_out, bald_out, workers) -> None:
+    """Write the class probabilities (and BALD) of the valid pixels of a block's core into the output views."""
+    if not core_valid.any():
+        return
+    feats = compute_features(padded, settings, workers)[core_in_pad][core_valid]
+    if bald_out is None:
+        probs_out[:, core_valid] = predict_proba(model, feats).T
+        return
+    probs, mutual = predict_proba(model, feats, bald=True)
+    probs_out[:, core_valid] = probs.T
+    bald_out[core_valid] = mutual

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from engine.atomic import atomic_file
 
-COLORS = {"error": "#d62728", "superpixel": "#1f77b4", "entropy": "#2ca02c", "margin": "#9467bd", "random": "#7f7f7f"}
+COLORS = {"error": "#d62728", "superpixel": "#1f77b4", "entropy": "#2ca02c", "margin": "#9467bd", "random": "#7f7f7f",
+          "default": "#d62728", "rf": "#2ca02c", "plain_dwcd": "#7f7f7f", "warmup": "#ff7f0e"}  # fmt: skip
 
 
 def plot_learning_curve(rows: list[dict], path: Path, title: str = "", dense_miou: float | None = None) -> Path:

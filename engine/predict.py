@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import cancel
+from engine.forest import ForestModel, forest_probabilities
 from engine.models import ModelConfig, output_stride
 from engine.tiling import Blender, Block, Tile, TileGrid
 
@@ -67,7 +68,8 @@ def predict_probabilities(
     *, tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_OVERLAP, batch_size: int = DEFAULT_BATCH_SIZE,
     mc_samples: int = 0, progress: Callable[[int, int], None] | None = None,
 ) -> Prediction:  # fmt: skip
-    """Class probabilities (and BALD with ``mc_samples`` > 0) of an in-memory image.
+    """Class probabilities (and BALD with ``mc_samples`` > 0) of an in-memory image, by a network or the random
+    forest (engine.forest.ForestModel: its own feature tiles; BALD from its trees).
 
     ``image``: bands x H x W raw values (the model's bands, in its order; normalised here with
     ``config.normalization``); ``valid``: H x W bool (False on nodata). Tiles of ``tile_size`` (a multiple of the
@@ -76,6 +78,10 @@ def predict_probabilities(
     the mode it was in; on CUDA it is moved to channels-last memory format and runs under autocast (bf16 or fp16).
     """
     image = np.asarray(image)
+    if isinstance(network, ForestModel):  # the random forest: exact features of the whole image, BALD from its trees
+        if mc_samples > 0:
+            return Prediction(*forest_probabilities(network, config, image, valid, bald=True))
+        return Prediction(forest_probabilities(network, config, image, valid))
     if image.ndim != 3 or image.shape[0] != config.in_channels:
         raise ValueError(f"image must be {config.in_channels} x H x W (the model's bands), not {image.shape}")
     valid = np.asarray(valid, dtype=bool)

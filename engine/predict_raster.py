@@ -15,15 +15,15 @@ import rasterio
 import torch
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
-from torch import nn
 
 from engine import __version__
 from engine.errors import InputError, InputFileError
 from engine.events import Events
 from engine.geotiff_out import BLOCK, GDAL_ENV, OutputSpec, PredictionWriter
-from engine.models import ModelConfig, output_stride
-from engine.predict import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, Inference, TileOptions, predict_tiles
+from engine.models import ModelConfig
+from engine.predict import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TileOptions, predict_tiles
 from engine.predict_window import Region
+from engine.predictor import Model, make_inference, stride
 from engine.raster_io import open_raster, read_window
 from engine.tiling import Tile, TileGrid
 
@@ -44,10 +44,10 @@ class RasterPredictOptions:
     threaded: bool = True
 
 
-def check_options(options: RasterPredictOptions, network: nn.Module) -> None:
-    stride = output_stride(network)
-    if options.tile_size < stride or options.tile_size % stride:
-        raise InputError(f"--tile-size: {options.tile_size} must be a multiple of {stride} (the network's output "
+def check_options(options: RasterPredictOptions, model: Model) -> None:
+    side = stride(model)
+    if options.tile_size < side or options.tile_size % side:
+        raise InputError(f"--tile-size: {options.tile_size} must be a multiple of {side} (the model's output "
                          f"stride), e.g. 512", "tile_size")  # fmt: skip
     if not 0 <= options.overlap <= options.tile_size // 2:
         raise InputError(f"--overlap: {options.overlap} must be between 0 and half the tile size "
@@ -70,7 +70,7 @@ def check_bands(ds, config: ModelConfig, raster: Path, model: Path | str, events
 
 
 def predict_raster(
-    network: nn.Module, config: ModelConfig, raster: Path, out_dir: Path, region: Region | None,
+    network: Model, config: ModelConfig, raster: Path, out_dir: Path, region: Region | None,
     device: torch.device, options: RasterPredictOptions, events: Events, model_name: str = "",
 ) -> dict:  # fmt: skip
     """Write prediction.tif, uncertainty.tif (and probabilities.tif) for ``region`` of ``raster`` into ``out_dir``.
@@ -84,9 +84,9 @@ def predict_raster(
         region = region or Region(Window(0, 0, ds.width, ds.height))
         win = region.window
         row0, col0, height, width = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
-        grid = TileGrid(height, width, options.tile_size, options.overlap, output_stride(network))
+        grid = TileGrid(height, width, options.tile_size, options.overlap, stride(network))
         mc = options.mc_samples if options.uncertainty == "bald" else 0
-        inference = Inference(network, device, mc)
+        inference = make_inference(network, config, device, mc)
         spec = OutputSpec(
             Path(out_dir), ds.crs, ds.window_transform(win), width, height, config.classes, options.uncertainty,
             options.probabilities, options.cog, tags={"MODEL": model_name, "SOURCE": str(raster),

@@ -4,7 +4,10 @@ Per strategy: start from the dataset's seed points (or a few random points per c
 train (warm-started from the previous iteration's model), score on the validation images, predict the training
 images and let the strategy choose new points, which the reference labels. Every iteration is a row: labelled pixels
 and their share of the training pixels, mIoU and per-class IoU on the validation images, wall time. ``dense`` trains
-the same network on the dense labels with the same total training (epochs x patches) for the percent-of-dense column.
+the same network on the dense labels (cross-entropy, no sparse-label levers) for the percent-of-dense column, for at
+least the total training of one strategy's whole run (``dense_epochs``, default iterations x epochs).
+``model="rf"`` runs the loop with the random-forest baseline instead of the network (refit on every iteration's
+labels; no dense run: the forest does not scale to millions of pixels).
 """
 
 import csv
@@ -28,6 +31,7 @@ from engine.atomic import atomic_file
 from engine.classes import ClassInfo
 from engine.errors import InputError
 from engine.events import Events
+from engine.forest import ForestOptions, save_forest, train_forest
 from engine.learning_curve import plot_learning_curve
 from engine.manifest import Manifest, ManifestItem, read_label, read_seed_points
 from engine.metrics import confusion_matrix, iou_per_class, mean_iou, overall_accuracy
@@ -41,6 +45,16 @@ from engine.train import TrainOptions, train
 log = logging.getLogger("engine")
 
 STRATEGIES = ("error", "superpixel", "entropy", "margin", "random")
+MODELS = ("unet", "rf")
+
+
+@dataclass
+class _Trained:
+    """What one iteration trained: the network (or the forest) with its config."""
+
+    network: object
+    config: object
+    final_loss: float = math.nan
 
 
 @dataclass
@@ -52,9 +66,11 @@ class SimulateOptions:
     budget: int | None = None  # clicks per iteration of the other strategies (default points_per_class x C x images)
     label_regions: bool = False  # superpixel: label the queried superpixels whole
     dense: bool = False
+    dense_epochs: int | None = None  # default: iterations x epochs (the total of one strategy's run)
+    model: str = "unet"  # or "rf": the random-forest baseline
     val_fraction: float = 0.2
     bands: list[int] | None = None
-    train: TrainOptions = field(default_factory=lambda: TrainOptions(lr_schedule="cosine"))
+    train: TrainOptions = field(default_factory=TrainOptions)
     suggest: SuggestOptions = field(default_factory=SuggestOptions)
     seed: int = 0
 
@@ -149,6 +165,8 @@ class Simulation:
         self.rows: list[dict] = []
         self.dense_miou: float | None = None
         runs = len(options.strategies) * options.iterations + (options.iterations if options.dense else 0)
+        if options.model not in MODELS:
+            raise InputError(f"--model: {options.model} is not one of {', '.join(MODELS)}", "model")
         self._unit = 1.0 / max(1, runs)
         self._done_units = 0
 
@@ -158,6 +176,8 @@ class Simulation:
         self.out.mkdir(parents=True, exist_ok=True)
         initial = self._initial_labels()
         if self.options.dense:
+            if self.options.model == "rf":
+                raise InputError("--dense trains the network; run it without --model rf", "dense")
             self._run_dense()
         for strategy in self.options.strategies:
             labels = [Labels(lab, lab, np.zeros(len(lab), np.int64), ["seed"] * len(lab)) for lab in initial]
@@ -183,21 +203,29 @@ class Simulation:
             for k, s in enumerate(self.train_samples)
         ]
 
-    def _train(self, labels: list[PixelLabels], epochs: int, seed: int, init: Path | None, model_dir: Path, units: int):
-        options = TrainOptions(**{**asdict(self.options.train), "epochs": epochs, "seed": seed})
+    def _train(self, labels, epochs: int, seed: int, init: Path | None, model_dir: Path, units: int, **overrides):
         part = _Part(self.events, self._done_units * self._unit, units * self._unit)
         rasters = [s.item.image for s in self.train_samples]
-        result = train(rasters, labels, self.bands, self.classes, options, self.device, part, init, model_dir)
+        if self.options.model == "rf":
+            forest_options = ForestOptions(seed=seed)
+            model, config = train_forest(rasters, labels, self.bands, self.classes, forest_options, part)
+            save_forest(model_dir, model, config)
+            result = _Trained(model, config)
+        else:
+            options = TrainOptions(**{**asdict(self.options.train), "epochs": epochs, "seed": seed, **overrides})
+            result = train(rasters, labels, self.bands, self.classes, options, self.device, part, init, model_dir)
         self._done_units += units
         return result
 
     def _run_dense(self) -> None:
+        """The same network on every labelled pixel: the issue's reference (cross-entropy, no sparse levers)."""
         cancel.check()
         start = time.monotonic()
         labels = [_dense_labels(s) for s in self.train_samples]
-        epochs = self.options.train.epochs * self.options.iterations
+        epochs = self.options.dense_epochs or self.options.train.epochs * self.options.iterations
+        dense = {"loss": "ce", "expand_clicks": False, "consistency": 0.0, "pretrain_steps": 0, "forest_prior": False}
         result = self._train(
-            labels, epochs, self.options.seed, None, self.out / "dense" / "model", self.options.iterations
+            labels, epochs, self.options.seed, None, self.out / "dense" / "model", self.options.iterations, **dense
         )
         cm = self._score(result.network, result.config)
         self.dense_miou = mean_iou(cm)

@@ -15,6 +15,7 @@ from engine.consistency import consistency_loss, strong_view
 from engine.errors import InputError
 from engine.events import Events
 from engine.expansion import expand_clicks
+from engine.forest_prior import ForestPriorOptions, forest_labels
 from engine.losses import make_loss
 from engine.models import (
     DEFAULT_ARCH,
@@ -44,11 +45,13 @@ class TrainOptions:
     amplification: float = 5.0
     patches_per_epoch: int | None = None  # default: the rasters' area in patches, between 4 batches and 512 patches
     context_fraction: float = 0.25
-    expand_clicks: bool = False  # spread each click over the similar pixels of its superpixel (engine/expansion.py)
-    consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
+    # The default recipe, chosen by measurement (docs/benchmarks.md, "Label efficiency by recipe"):
+    expand_clicks: bool = True  # spread each click over the similar pixels of its superpixel (engine/expansion.py)
+    consistency: float = 1.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
     consistency_threshold: float = 0.9
+    forest_prior: bool = False  # weak labels from a random forest fit on the clicks (engine/forest_prior.py)
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
-    lr_schedule: str = "constant"  # or "cosine": the learning rate decays to 0 over the run (steadier final models)
+    lr_schedule: str = "cosine"  # the learning rate decays to 0 over each run (steadier final models); or "constant"
     seed: int = 0
 
 
@@ -136,6 +139,9 @@ def train(
         if options.expand_clicks:
             labels = [expand_clicks(src.read, lab) for src, lab in zip(sources, labels, strict=True)]
             events.info(f"labels spread from the clicks: {sum(len(lab) for lab in labels)} labelled pixels")
+        if options.forest_prior:
+            labels = forest_labels(sources, labels, len(classes), ForestPriorOptions(), rng)
+            events.info(f"with the forest's weak labels: {sum(len(lab) for lab in labels)} labelled pixels")
         sampler = PatchSampler(sources, labels, options.patch_size, rng, options.context_fraction)
         loss_fn = make_loss(options.loss, options.amplification, IGNORE_INDEX)
         optimizer = torch.optim.Adam(network.parameters(), lr=options.lr)

@@ -16,6 +16,7 @@ class TrainOptions:
     batch_size: int = 8
     patches_per_epoch: int = 0
     encoder: str = ""
+    model: str = "unet"  # or "rf": the random forest (seconds per iteration on a CPU; the network is more accurate)
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,10 @@ class EngineStep:
 def train_job(rasters: list[str], points: Path, classes: Classes, out: Path, init: Path | None,
               options: TrainOptions) -> dict:  # fmt: skip
     job = {"raster": list(rasters), "points": str(points), "classes": classes_to_json(classes),
-           "class_field": "class", "out": str(out), "epochs": options.epochs, "patch_size": options.patch_size,
-           "batch_size": options.batch_size}  # fmt: skip
+           "class_field": "class", "out": str(out)}  # fmt: skip
+    if options.model == "rf":  # refit on every point: nothing to warm-start, no network options
+        return {**job, "model": "rf"}
+    job.update(epochs=options.epochs, patch_size=options.patch_size, batch_size=options.batch_size)
     if options.patches_per_epoch:
         job["patches_per_epoch"] = options.patches_per_epoch
     if options.encoder and init is None:
@@ -78,10 +81,19 @@ def model_classes(model_dir: Path) -> list[str] | None:
         return None
 
 
-def warm_start(previous_model: Path | None, classes: Classes) -> Path | None:
-    """The previous iteration's model when its classes are the session's (same names, same order, as the engine's
-    --init requires), else None: a changed class list starts a fresh model."""
-    if previous_model is None:
+def model_kind(model_dir: Path) -> str | None:
+    """ "unet" for a network's model directory, "rf" for the random forest's, None when it is not readable."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+        return "rf" if config.get("kind") == "random_forest" else "unet"
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def warm_start(previous_model: Path | None, classes: Classes, kind: str = "unet") -> Path | None:
+    """The previous iteration's network when its classes are the session's (same names, same order, as the engine's
+    --init requires), else None: a changed class list, a forest, or another kind of model starts a fresh model."""
+    if previous_model is None or kind != "unet" or model_kind(previous_model) != "unet":
         return None
     names = model_classes(previous_model)
     return Path(previous_model) if names == [c.name for c in classes] else None

@@ -90,10 +90,11 @@ class Loop:
             raise UserError("click some points first: at least one per class, on the rasters you train on")
         number = self.c.next_number()
         previous = latest(self.c.history)
-        init = warm_start(Path(previous.model_dir), self.c.state.classes) if previous else None
-        if previous and init is None:
-            log("the class list changed since the last model: this iteration trains a new model")
         settings = load_settings()
+        kind = settings.train.model
+        init = warm_start(Path(previous.model_dir), self.c.state.classes, kind) if previous else None
+        if previous and init is None and kind == "unet":
+            log("the class list or the model kind changed since the last model: this iteration trains a new model")
         job = train_job([layer.source() for layer in rasters], session.points_file, self.c.state.classes,
                         session.model_dir(number), init, settings.train)  # fmt: skip
         return [EngineStep("train", job, session.iteration_dir(number) / "train.json", f"train iteration {number}")]

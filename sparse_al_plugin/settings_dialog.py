@@ -28,6 +28,7 @@ from .settings import PluginSettings
 from .tasks import CommandTask
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MODELS = {"unet": "U-Net network (most accurate)", "rf": "Random forest (fast on a CPU)"}
 
 
 class SettingsDialog(QDialog):
@@ -106,6 +107,12 @@ class SettingsDialog(QDialog):
         self.patches_spin.setSpecialValueText("automatic")
         self.encoder_edit = QLineEdit(t.encoder)
         self.encoder_edit.setPlaceholderText("engine default (resnet18)")
+        self.model_combo = QComboBox()
+        for kind, label in MODELS.items():
+            self.model_combo.addItem(label, kind)
+        self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(t.model)))
+        self.model_combo.setToolTip("The network learns most from few clicks; the random forest trains in seconds")
+        form.addRow("Model", self.model_combo)
         form.addRow("Epochs per iteration", self.epochs_spin)
         form.addRow("Patch size (pixels)", self.patch_spin)
         form.addRow("Batch size", self.batch_spin)
@@ -115,7 +122,8 @@ class SettingsDialog(QDialog):
 
     def result_settings(self) -> PluginSettings:
         train = TrainOptions(self.epochs_spin.value(), self.patch_spin.value(), self.batch_spin.value(),
-                             self.patches_spin.value(), self.encoder_edit.text().strip())  # fmt: skip
+                             self.patches_spin.value(), self.encoder_edit.text().strip(),
+                             self.model_combo.currentData() or "unet")  # fmt: skip
         return replace(self.settings, python=self.python_widget.filePath().strip(),
                        module=self.module_edit.text().strip() or "engine", path=self.path_widget.filePath().strip(),
                        device=self.device_combo.currentText(), train=train)  # fmt: skip

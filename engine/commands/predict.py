@@ -7,10 +7,10 @@ import torch
 
 from engine.errors import InputError
 from engine.events import Events
-from engine.models import load_model
 from engine.predict import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from engine.predict_raster import RasterPredictOptions, predict_raster
 from engine.predict_window import region_for
+from engine.predictor import load_any
 from engine.raster_io import open_raster
 from engine.uncertainty import METHODS
 
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, events: Events) -> None:
     if args.mc_samples < 0:
         raise InputError(f"--mc-samples: {args.mc_samples} must not be negative", "mc_samples")
     torch.manual_seed(args.seed)  # MC dropout masks
-    network, config = load_model(model, args.torch_device)
+    network, config = load_any(model, args.torch_device)
     with open_raster(raster) as ds:
         region = region_for(ds, args.bbox, args.aoi)
     overlap = args.overlap if args.overlap is not None else default_overlap(args.tile_size)

@@ -8,7 +8,7 @@ from engine.errors import InputError
 from engine.events import Events
 from engine.manifest import read_manifest
 from engine.raster_io import parse_bands
-from engine.simulate import STRATEGIES, SimulateOptions, Simulation
+from engine.simulate import MODELS, STRATEGIES, SimulateOptions, Simulation
 from engine.suggest import UNCERTAINTIES, SuggestOptions
 
 
@@ -16,8 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", help="manifest.json of image/label pairs (format of ../shared/data/*)")
     parser.add_argument("--out", help="folder for results.csv, results.json, learning_curve.png, models and points")
     parser.add_argument(
-        "--strategy", default="error", help=f"one or more of {','.join(STRATEGIES)}, comma-separated (one curve each)"
+        "--strategy",
+        default="error",
+        help=f"one or more of {','.join(STRATEGIES)}, comma-separated (one curve each); 'dense' alone: only the "
+        "dense-label reference",
     )
+    parser.add_argument("--model", choices=MODELS, default="unet", help="unet: the network; rf: the random forest")
     parser.add_argument("--iterations", type=int, default=5, help="train-predict-click rounds per strategy")
     parser.add_argument(
         "--points-per-class",
@@ -36,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-regions", action="store_true", help="superpixel: label the queried superpixels whole")
     parser.add_argument("--dense", action="store_true", help="also train on the dense labels (percent of dense)")
     parser.add_argument(
+        "--dense-epochs", type=int, help="epochs of the dense-label run (default: iterations x epochs, at least)"
+    )
+    parser.add_argument(
         "--val-fraction",
         type=float,
         default=0.2,
@@ -44,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--bands", help="1-based bands to use, e.g. 1,2,3 (default: all)")
     group = parser.add_argument_group("training, each iteration")
-    add_training_arguments(group, epochs=10, lr_schedule="cosine")
+    add_training_arguments(group, epochs=10)
     group = parser.add_argument_group("suggestions and prediction")
     group.add_argument("--superpixel-size", type=int, default=24)
     group.add_argument("--compactness", type=float, default=0.1)
@@ -58,8 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from(args: argparse.Namespace) -> SimulateOptions:
     strategies = [s.strip() for s in str(args.strategy).split(",") if s.strip()]
+    dense = args.dense or "dense" in strategies
+    strategies = [s for s in strategies if s != "dense"]
     unknown = [s for s in strategies if s not in STRATEGIES]
-    if not strategies or unknown:
+    if (not strategies and not dense) or unknown:
         raise InputError(
             f"--strategy: {','.join(unknown) or 'none given'}; use one or more of {','.join(STRATEGIES)}", "strategy"
         )
@@ -67,6 +76,7 @@ def options_from(args: argparse.Namespace) -> SimulateOptions:
         ("iterations", args.iterations >= 1, "at least 1"),
         ("points_per_class", args.points_per_class >= 1, "at least 1"),
         ("initial_points", args.initial_points >= 1, "at least 1"),
+        ("dense_epochs", args.dense_epochs is None or args.dense_epochs >= 1, "at least 1"),
         ("budget", args.budget is None or args.budget >= 1, "at least 1"),
         ("val_fraction", 0 <= args.val_fraction < 1, "between 0 and 1"),
         ("tile_size", args.tile_size >= 32 and args.tile_size % 32 == 0, "a multiple of 32"),
@@ -97,7 +107,9 @@ def options_from(args: argparse.Namespace) -> SimulateOptions:
         initial_points=args.initial_points,
         budget=args.budget,
         label_regions=args.label_regions,
-        dense=args.dense,
+        dense=dense,
+        dense_epochs=args.dense_epochs,
+        model=args.model,
         val_fraction=args.val_fraction,
         train=train,
         suggest=suggest,

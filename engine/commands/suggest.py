@@ -5,8 +5,8 @@ from pathlib import Path
 
 from engine.errors import InputError
 from engine.events import Events
-from engine.models import load_model
 from engine.points import points_to_pixels, read_points
+from engine.predictor import load_any
 from engine.raster_io import open_raster
 from engine.suggest import (
     POINTS_LAYER,
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, events: Events) -> None:
     if not args.out:
         raise InputError("--out is required: the GeoPackage to write, e.g. suggestions.gpkg", "out")
     rasters = [Path(r) for r in args.raster]
-    network, config = load_model(Path(args.model), args.torch_device)
+    network, config = load_any(Path(args.model), args.torch_device)
     for path in rasters:
         with open_raster(path) as ds:
             if ds.count < max(config.bands):

@@ -70,10 +70,6 @@ def run(args: argparse.Namespace, events: Events) -> None:
         return
     options = training_options(args)
     result = train(rasters, placed.labels, bands, classes, options, args.torch_device, events, init, out)
-    counts = {c.name: 0 for c in classes}
-    for lab in placed.labels:
-        for k in lab.classes:
-            counts[classes[k].name] += 1
     events.result(
         "train",
         model_dir=str(out),
@@ -82,7 +78,7 @@ def run(args: argparse.Namespace, events: Events) -> None:
         final_loss=result.final_loss,
         seconds=round(result.seconds, 2),
         points_used=placed.used,
-        points_per_class=counts,
+        points_per_class=_per_class(placed, classes),
         points_dropped={"outside": placed.outside, "nodata": placed.nodata},
     )
 

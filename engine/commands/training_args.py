@@ -8,22 +8,26 @@ from engine.models import DEFAULT_ARCH, DEFAULT_ENCODER
 from engine.train import TrainOptions
 
 
-def add_training_arguments(parser, epochs: int = 20, lr_schedule: str = "constant") -> None:
+def add_training_arguments(parser, epochs: int = 20) -> None:
     """Add the training options to ``parser`` (a parser or an argument group)."""
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--patch-size", type=int, default=256, help="side of the training patches (multiple of 32)")
     parser.add_argument("--patches-per-epoch", type=int, help="default: the rasters' area in patches (32..512)")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=lr_schedule,
-                        help="cosine: the learning rate decays to 0 over each training run")  # fmt: skip
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=TrainOptions.lr_schedule,
+                        help="cosine (default): the learning rate decays to 0 over each training run")  # fmt: skip
     parser.add_argument("--arch", default=DEFAULT_ARCH, help="any segmentation-models-pytorch architecture")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="any segmentation-models-pytorch encoder")
     parser.add_argument("--encoder-weights", help="pretrained encoder weights from the local cache, e.g. imagenet")
     parser.add_argument("--loss", choices=LOSSES, default=TrainOptions.loss, help="default: DWCD plus partial CE")
     parser.add_argument("--amplification", type=float, default=5.0, help="DWCD weight for confident, wrong pixels")
-    parser.add_argument("--expand-clicks", action="store_true", help="spread each click over its similar superpixel")
-    parser.add_argument("--consistency", type=float, default=0.0, help="weight of consistency on unlabelled pixels")
+    parser.add_argument("--expand-clicks", action=argparse.BooleanOptionalAction, default=TrainOptions.expand_clicks,
+                        help="spread each click over the similar pixels of its superpixel (default: on)")  # fmt: skip
+    parser.add_argument("--consistency", type=float, default=TrainOptions.consistency,
+                        help="weight of the consistency loss on unlabelled pixels (default 1; 0: off)")  # fmt: skip
+    parser.add_argument("--forest-prior", action=argparse.BooleanOptionalAction, default=TrainOptions.forest_prior,
+                        help="also learn from a random forest's confident predictions (weak labels)")  # fmt: skip
     parser.add_argument("--pretrain-steps", type=int, default=0, help="self-supervised warm-up steps (fresh models)")
 
 
@@ -45,6 +49,7 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights, epochs=args.epochs,
         batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr, lr_schedule=args.lr_schedule,
         loss=args.loss, amplification=args.amplification, patches_per_epoch=args.patches_per_epoch,
-        expand_clicks=args.expand_clicks, consistency=args.consistency, pretrain_steps=args.pretrain_steps,
+        expand_clicks=args.expand_clicks, consistency=args.consistency, forest_prior=args.forest_prior,
+        pretrain_steps=args.pretrain_steps,
         seed=args.seed,
     )  # fmt: skip

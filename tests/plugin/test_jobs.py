@@ -34,6 +34,14 @@ def test_train_job_is_accepted_by_the_engine(tmp_path):
     assert [c.name for c in parse_classes(args.classes)] == ["background", "class_1"]
 
 
+def test_random_forest_train_job_refits_without_network_options(tmp_path):
+    job = train_job(["/a.tif"], tmp_path / "points.gpkg", DEFAULT_CLASSES, tmp_path / "model", tmp_path / "previous",
+                    TrainOptions(epochs=3, encoder="resnet34", model="rf"))  # fmt: skip
+    assert "init" not in job and "epochs" not in job and "encoder" not in job
+    args = _engine_parse("train", job, tmp_path)
+    assert args.model == "rf" and args.raster == ["/a.tif"] and args.out == str(tmp_path / "model")
+
+
 @pytest.mark.parametrize("command", ["train", "predict", "suggest"])
 def test_fake_engine_knows_only_real_options(command):
     if command != "train" and not _engine_has_options(command, "model"):
@@ -73,3 +81,12 @@ def test_warm_start_only_with_the_same_classes(tmp_path):
     assert warm_start(model, add_class(DEFAULT_CLASSES, "car")) is None
     assert warm_start(tmp_path / "missing", DEFAULT_CLASSES) is None
     assert warm_start(None, DEFAULT_CLASSES) is None
+    assert warm_start(model, DEFAULT_CLASSES, kind="rf") is None  # the forest refits on every point
+
+
+def test_no_warm_start_of_a_network_from_a_forest(tmp_path):
+    forest = tmp_path / "forest"
+    forest.mkdir()
+    config = {"kind": "random_forest", "classes": [{"name": "background"}, {"name": "class_1"}]}
+    (forest / "config.json").write_text(json.dumps(config))
+    assert warm_start(forest, DEFAULT_CLASSES) is None

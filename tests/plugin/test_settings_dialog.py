@@ -20,9 +20,12 @@ def test_dialog_returns_what_was_entered(iface):
     dialog.patch_spin.setValue(128)
     dialog.patches_spin.setValue(0)
     dialog.device_combo.setCurrentText("cuda")
+    assert dialog.model_combo.currentData() == "unet"
+    dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("rf"))
     result = dialog.result_settings()
     assert result.python == "/env/bin/python" and result.device == "cuda" and result.module == "engine"
-    assert result.train == TrainOptions(epochs=7, patch_size=128, batch_size=8, patches_per_epoch=0, encoder="")
+    assert result.train == TrainOptions(epochs=7, patch_size=128, batch_size=8, patches_per_epoch=0, encoder="",
+                                        model="rf")  # fmt: skip
 
 
 def test_set_up_engine_runs_its_commands_with_progress(iface, tmp_path, monkeypatch):

@@ -1,0 +1,151 @@
+"""Label efficiency by recipe (issue 6): the engine's default recipe against the random forest and the plain DWCD
+loop at every iteration, with the same network trained on the dense labels as the ceiling.
+
+    python -m benchmarks bench_recipes                      # bsb_toy and massachusetts_roads (about 1.5 h on 2 cores)
+    python -m benchmarks bench_recipes --datasets bsb_toy --recipes default,rf
+
+The seed paper's protocol on each dataset: start from the seed points (bsb_toy: the dataset's own, 1 pixel per class
+per training patch; massachusetts_roads: 10 random pixels per class per 512 px crop, the same 0.0076% share), then
+6 iterations, each adding error clicks (the same number again) where the current model is wrong, warm-starting the
+network. Recipes:
+
+- ``default``: ``python -m engine simulate`` with the engine's default training options;
+- ``plain_dwcd``: the seed repository's loop: DWCD alone, constant learning rate, no expansion, no consistency;
+- ``rf``: the random forest (``--model rf``), refit on each iteration's clicks;
+- ``dense``: the network trained with cross-entropy on every labelled pixel, for twice the epochs of a whole sparse
+  run (``--dense-epochs``);
+- ``warmup`` (not run unless named): the default recipe after 300 self-supervised warm-up steps.
+
+A recipe whose results.json under --out already holds a finished run with the same options is not run again, so an
+interrupted benchmark resumes. Each dataset's table is logged and a learning-curve PNG is written beside the runs.
+"""
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from benchmarks.bench_label_efficiency import DATA, _crop_manifest, _run_engine
+from benchmarks.machine import describe
+
+log = logging.getLogger("benchmarks")
+
+ITERATIONS, EPOCHS = 6, 15
+BUDGET = ["--iterations", str(ITERATIONS), "--epochs", str(EPOCHS), "--patch-size", "128", "--patches-per-epoch",
+          "32", "--batch-size", "8", "--seed", "0", "--strategy", "error"]  # fmt: skip
+DATASETS = {
+    "bsb_toy": ["--tile-size", "256", "--overlap", "32"],
+    "massachusetts_roads": ["--tile-size", "512", "--overlap", "32", "--points-per-class", "10",
+                            "--initial-points", "10"],
+}  # fmt: skip
+RECIPES = {
+    "default": [],
+    "plain_dwcd": ["--loss", "dwcd", "--lr-schedule", "constant", "--no-expand-clicks", "--consistency", "0"],
+    "rf": ["--model", "rf"],
+    "dense": ["--strategy", "dense", "--dense-epochs", str(2 * ITERATIONS * EPOCHS)],
+    "warmup": ["--pretrain-steps", "300"],
+}
+COMPARED = ("default", "rf", "plain_dwcd")
+
+
+def main(argv: list[str]) -> None:
+    options = _parse(argv)
+    log.info("machine: %s", describe())
+    for name in options.datasets.split(","):
+        manifest = Path(options.data) / name / "manifest.json"
+        if not manifest.exists():
+            log.info("%s: %s is missing, skipped", name, manifest)
+            continue
+        folder = Path(options.out) / name
+        if name == "massachusetts_roads":  # 1500 px tiles: 512 px crops of 10 of them, 4 to score, 6 to train
+            manifest = _crop_manifest(manifest, folder / "crops", count=10, val=4)
+        results = {}
+        for recipe in options.recipes.split(","):
+            argv_sim = ["simulate", "--events", "json", "--device", options.device, "--manifest", str(manifest),
+                        "--out", str(folder / recipe), *BUDGET, *DATASETS[name], *RECIPES[recipe]]  # fmt: skip
+            results[recipe] = _run_or_reuse(argv_sim, folder / recipe)
+        _report(name, results, folder)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench_recipes")
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--out", default="/tmp/sparse_al_recipes")
+    parser.add_argument("--datasets", default="bsb_toy,massachusetts_roads")
+    parser.add_argument("--recipes", default="default,rf,plain_dwcd,dense")
+    parser.add_argument("--device", default="auto")
+    return parser.parse_known_args(argv)[0]  # other benchmarks' options are ignored
+
+
+def _run_or_reuse(argv_sim: list[str], folder: Path) -> dict:
+    """Run `engine simulate` unless ``folder`` holds a finished run with the same options."""
+    from dataclasses import asdict
+
+    from engine.cli import build_parser
+    from engine.commands.simulate import options_from
+    from engine.simulate import _jsonable
+
+    args = build_parser().parse_args(argv_sim)
+    wanted = json.loads(json.dumps(_jsonable(asdict(options_from(args))), default=str))
+    done = folder / "results.json"
+    if done.exists():
+        summary = json.loads(done.read_text())
+        finished = len(summary["rows"]) >= (1 if "dense" in argv_sim else ITERATIONS)
+        if finished and summary["options"] == wanted:
+            log.info("%s: reusing the finished run", folder)
+            return summary
+    log.info("python -m engine %s", " ".join(argv_sim))
+    started = time.monotonic()
+    _run_engine(argv_sim, folder.with_suffix(".events.jsonl"))
+    log.info("%s: %.0f s", folder.name, time.monotonic() - started)
+    return json.loads(done.read_text())
+
+
+def _report(name: str, results: dict[str, dict], folder: Path) -> None:
+    dense = results.get("dense")
+    dense_miou = dense["dense_miou"] if dense else None
+    curves = {r: s["rows"] for r, s in results.items() if r != "dense"}
+    any_rows = next(iter(curves.values()), [])
+    columns = list(dict.fromkeys(r for r in (*COMPARED, *curves) if r in curves))
+    log.info("%s (%s): %d train / %d val images; dense-label mIoU %s", name, describe(),
+             any_rows and results[columns[0]]["train_images"], any_rows and results[columns[0]]["val_images"],
+             f"{dense_miou:.3f}" if dense_miou is not None else "not run")  # fmt: skip
+    log.info("| iteration | labelled pixels | labelled %% | %s |%s", " | ".join(f"{c} mIoU" for c in columns),
+             " default % of dense |" if dense_miou and "default" in curves else "")  # fmt: skip
+    log.info("|%s", "---|" * (3 + len(columns) + int(bool(dense_miou and "default" in curves))))
+    for i in range(ITERATIONS):
+        row = {c: next((r for r in curves[c] if r["iteration"] == i), None) for c in columns}
+        first = next((r for r in row.values() if r is not None), None)
+        if first is None:
+            continue
+        cells = " | ".join(f"{row[c]['miou']:.3f}" if row[c] else "" for c in columns)
+        share = ""
+        if dense_miou and row.get("default"):
+            share = f" {100 * row['default']['miou'] / dense_miou:.1f} |"
+        log.info("| %d | %d | %.4f | %s |%s", i, first["labeled_pixels"], first["labeled_percent"], cells, share)
+    _verdict(curves, dense_miou)
+    _plot(name, curves, dense_miou, folder / "learning_curve.png")
+
+
+def _verdict(curves: dict[str, list[dict]], dense_miou: float | None) -> None:
+    if "default" not in curves:
+        return
+    mine = {r["iteration"]: r["miou"] for r in curves["default"]}
+    for peer in ("rf", "plain_dwcd"):
+        if peer in curves:
+            theirs = {r["iteration"]: r["miou"] for r in curves[peer]}
+            wins = [i for i in mine if i in theirs and mine[i] > theirs[i]]
+            log.info("default beats %s at %d of %d iterations", peer, len(wins), len(set(mine) & set(theirs)))
+    if dense_miou and ITERATIONS - 1 in mine:
+        log.info("default at iteration %d: %.1f%% of dense (goal 95%%)", ITERATIONS - 1,
+                 100 * mine[ITERATIONS - 1] / dense_miou)  # fmt: skip
+
+
+def _plot(name: str, curves: dict[str, list[dict]], dense_miou: float | None, path: Path) -> None:
+    from engine.learning_curve import plot_learning_curve
+
+    rows = [{**r, "strategy": recipe} for recipe, rows in curves.items() for r in rows]
+    if rows:
+        plot_learning_curve(rows, path, f"{name}: recipes, error clicks", dense_miou)
+        log.info("learning curve: %s", path)

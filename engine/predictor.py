@@ -1,0 +1,62 @@
+"""One interface over the engine's two kinds of model: a segmentation network (smp) and the random forest.
+
+``predict``, ``suggest``, ``simulate`` and the demo load either from a model directory (config.json says which) and
+hand it to the tiled prediction, which only needs a batch inference and the side tiles must be a multiple of.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.features import FeatureSettings
+from engine.forest import KIND, ForestModel, load_forest, predict_block
+from engine.models import ModelConfig, load_config, load_model, output_stride
+from engine.predict import Inference
+
+Model = nn.Module | ForestModel
+
+
+def load_any(directory, device: torch.device | str = "cpu", field_name: str = "model") -> tuple[Model, ModelConfig]:
+    """The network or the forest in a model directory, with its config."""
+    if load_config(directory, field_name).kind == KIND:
+        return load_forest(directory, field_name)
+    return load_model(directory, device, field_name)
+
+
+def is_forest(model: Model) -> bool:
+    return isinstance(model, ForestModel)
+
+
+def stride(model: Model) -> int:
+    """The factor tile sides must be a multiple of (1 for the forest, which works per pixel)."""
+    return 1 if is_forest(model) else output_stride(model)
+
+
+def make_inference(model: Model, config: ModelConfig, device: torch.device | str, mc_samples: int = 0):
+    """The batch inference of the tiled prediction: the network's (MC dropout with ``mc_samples``) or the forest's
+    (BALD from its trees when ``mc_samples`` > 0)."""
+    if is_forest(model):
+        return ForestInference(model, config, bald=mc_samples > 0)
+    return Inference(model, device, mc_samples)
+
+
+class ForestInference:
+    """The forest with the interface of engine.predict.Inference: called with a B x bands x h x w batch of
+    normalised tiles, returns (probabilities B x C x h x w, BALD B x h x w or None). Each tile's features see only
+    the tile, so pixels near a tile's border differ slightly from the whole raster's; the blended overlaps of the
+    tiled prediction hide that (give an overlap of at least ``margin`` pixels to make the difference negligible)."""
+
+    def __init__(self, model: ForestModel, config: ModelConfig, bald: bool = False, workers: int = 2):
+        self.model, self.bald, self.workers = model, bald, workers
+        self.settings = FeatureSettings.from_dict(config.features)
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        batch, _, height, width = images.shape
+        probs = np.zeros((batch, self.model.n_classes, height, width), np.float32)
+        bald = np.zeros((batch, height, width), np.float32) if self.bald else None
+        whole = (slice(None), slice(None))
+        for k in range(batch):
+            valid = np.ones((height, width), bool)
+            predict_block(self.model, self.settings, images[k], whole, valid, probs[k],
+                           None if bald is None else bald[k], self.workers)  # fmt: skip
+        return probs, bald

@@ -1,0 +1,65 @@
+"""The recipe benchmark's bookkeeping: a finished run with the same options is reused, and the table compares the
+default recipe with its peers iteration by iteration."""
+
+import json
+import logging
+from dataclasses import asdict
+
+import pytest
+
+from benchmarks import bench_recipes
+from engine.cli import build_parser
+from engine.commands.simulate import options_from
+from engine.simulate import _jsonable
+
+
+def _argv(folder, *extra):
+    return ["simulate", "--manifest", "m.json", "--out", str(folder), *bench_recipes.BUDGET, *extra]
+
+
+def _write(folder, argv, rows):
+    options = json.loads(json.dumps(_jsonable(asdict(options_from(build_parser().parse_args(argv)))), default=str))
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"options": options, "rows": rows, "dense_miou": None}))
+
+
+def _rows(mious):
+    return [{"iteration": i, "miou": m, "labeled_pixels": 100 * (i + 1), "labeled_percent": 0.01 * (i + 1)}
+            for i, m in enumerate(mious)]  # fmt: skip
+
+
+def test_a_finished_run_with_the_same_options_is_reused(tmp_path, monkeypatch):
+    argv = _argv(tmp_path / "rf", "--model", "rf")
+    _write(tmp_path / "rf", argv, _rows([0.3] * bench_recipes.ITERATIONS))
+    monkeypatch.setattr(bench_recipes, "_run_engine", lambda *a: pytest.fail("ran again"))
+    assert bench_recipes._run_or_reuse(argv, tmp_path / "rf")["rows"][0]["miou"] == 0.3
+
+
+@pytest.mark.parametrize("change", ["other_options", "unfinished"])
+def test_a_different_or_unfinished_run_runs_again(tmp_path, monkeypatch, change):
+    argv = _argv(tmp_path / "rf", "--model", "rf")
+    if change == "other_options":
+        _write(tmp_path / "rf", _argv(tmp_path / "rf"), _rows([0.3] * bench_recipes.ITERATIONS))
+    else:
+        _write(tmp_path / "rf", argv, _rows([0.3] * (bench_recipes.ITERATIONS - 1)))
+    ran = []
+    monkeypatch.setattr(bench_recipes, "_run_engine", lambda argv_sim, path: ran.append(argv_sim))
+    bench_recipes._run_or_reuse(argv, tmp_path / "rf")
+    assert ran == [argv]
+
+
+def test_the_table_counts_where_the_default_wins(tmp_path, caplog):
+    results = {
+        "default": {"rows": _rows([0.30, 0.40, 0.50, 0.52, 0.55, 0.57]), "train_images": 3, "val_images": 1},
+        "rf": {"rows": _rows([0.35, 0.38, 0.45, 0.50, 0.50, 0.50])},
+        "plain_dwcd": {"rows": _rows([0.20, 0.30, 0.40, 0.45, 0.50, 0.52])},
+        "dense": {"rows": [], "dense_miou": 0.6},
+    }
+    with caplog.at_level(logging.INFO, logger="benchmarks"):
+        bench_recipes._report("toy", results, tmp_path)
+    text = caplog.text
+    assert "default beats rf at 5 of 6 iterations" in text
+    assert "default beats plain_dwcd at 6 of 6 iterations" in text
+    assert "| 5 | 600 | 0.0600 | 0.570 | 0.500 | 0.520 | 95.0 |" in text
+    assert "default at iteration 5: 95.0% of dense" in text
+    assert (tmp_path / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
