@@ -24,10 +24,12 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.bench_label_efficiency import DATA, _crop_manifest, _run_engine
 from benchmarks.machine import describe
+from engine.simulate import _jsonable
 
 log = logging.getLogger("benchmarks")
 
@@ -80,11 +82,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def _run_or_reuse(argv_sim: list[str], folder: Path) -> dict:
     """Run `engine simulate` unless ``folder`` holds a finished run with the same options."""
-    from dataclasses import asdict
-
     from engine.cli import build_parser
     from engine.commands.simulate import options_from
-    from engine.simulate import _jsonable
 
     args = build_parser().parse_args(argv_sim)
     wanted = json.loads(json.dumps(_jsonable(asdict(options_from(args))), default=str))
@@ -92,7 +91,7 @@ def _run_or_reuse(argv_sim: list[str], folder: Path) -> dict:
     if done.exists():
         summary = json.loads(done.read_text())
         finished = len(summary["rows"]) >= (1 if "dense" in argv_sim else ITERATIONS)
-        if finished and summary["options"] == wanted:
+        if finished and _same_options(summary["options"], wanted):
             log.info("%s: reusing the finished run", folder)
             return summary
     log.info("python -m engine %s", " ".join(argv_sim))
@@ -100,6 +99,22 @@ def _run_or_reuse(argv_sim: list[str], folder: Path) -> dict:
     _run_engine(argv_sim, folder.with_suffix(".events.jsonl"))
     log.info("%s: %.0f s", folder.name, time.monotonic() - started)
     return json.loads(done.read_text())
+
+
+def _same_options(stored: dict, wanted: dict) -> bool:
+    """Whether a stored run had the wanted options; an option the stored run's engine did not have yet counts as
+    its default (the behaviour before the option existed)."""
+    from engine.simulate import SimulateOptions
+
+    defaults = json.loads(json.dumps(_jsonable(asdict(SimulateOptions())), default=str))
+    for key, value in wanted.items():
+        if isinstance(value, dict):
+            known = stored.get(key, {})
+            if any(known.get(k, defaults[key].get(k)) != v for k, v in value.items()):
+                return False
+        elif stored.get(key, defaults.get(key)) != value:
+            return False
+    return True
 
 
 def _report(name: str, results: dict[str, dict], folder: Path) -> None:

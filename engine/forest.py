@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
+from scipy import ndimage
 
 from engine import cancel
 from engine.atomic import atomic_dir
@@ -361,18 +362,30 @@ def forest_probabilities(
     for done, block in enumerate(blocks, 1):
         cancel.check()
         core = (slice(block.row0, block.row1), slice(block.col0, block.col1))
-        padded = normalised[:, block.pad_row0 : block.pad_row1, block.pad_col0 : block.pad_col1]
-        predict_block(model, settings, padded, block.core_in_pad, valid[core], out[(slice(None), *core)],
+        pad = (slice(block.pad_row0, block.pad_row1), slice(block.pad_col0, block.pad_col1))
+        predict_block(model, settings, normalised[(slice(None), *pad)], valid[pad], block.core_in_pad, valid[core],
+                      out[(slice(None), *core)],
                        None if mutual is None else mutual[core], workers)  # fmt: skip
         if events is not None:
             events.progress("predict", done, len(blocks))
     return (out, mutual) if bald else out
 
 
-def predict_block(model, settings, padded, core_in_pad, core_valid, probs_out, bald_out, workers) -> None:
+def fill_invalid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The image with each invalid pixel (nodata, or padding past the raster's edge) set to its nearest valid
+    pixel's values, so that the features near an edge see the raster continued, not a wall of zeros."""
+    if valid.all() or not valid.any():
+        return image
+    rows, cols = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    return image[:, rows, cols]
+
+
+def predict_block(model, settings, padded, padded_valid, core_in_pad, core_valid, probs_out, bald_out,
+                  workers) -> None:  # fmt: skip
     """Write the class probabilities (and BALD) of the valid pixels of a block's core into the output views."""
     if not core_valid.any():
         return
+    padded = fill_invalid(padded, padded_valid)
     feats = compute_features(padded, settings, workers)[core_in_pad][core_valid]
     if bald_out is None:
         probs_out[:, core_valid] = predict_proba(model, feats).T

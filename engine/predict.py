@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -150,7 +150,8 @@ class Inference:
             x = x.pin_memory().to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         return x.to(self.device)
 
-    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(self, images: np.ndarray, valid=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``valid`` (each tile's input validity) is not needed: nodata is 0 after normalisation."""
         x = self.to_device(images)
         autocast = torch.autocast("cuda", dtype=self.amp_dtype) if self.cuda else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
@@ -194,6 +195,7 @@ class _Batch:
     images: np.ndarray | None
     valid: list[np.ndarray]
     skipped: list[Tile]  # tiles with no valid pixel: not run, still counted by the blender
+    input_valid: list[np.ndarray] = field(default_factory=list)  # which input pixels hold data (for the forest)
 
 
 ReadTile = Callable[[Tile], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -201,20 +203,24 @@ ReadTile = Callable[[Tile], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 def _batches(grid: TileGrid, read: ReadTile, batch_size: int) -> Iterator[_Batch]:
     """Tiles in row-major order, ``batch_size`` run tiles a batch; all-invalid tiles travel as skipped ones."""
-    tiles, images, valid, skipped = [], [], [], []
+    batch = _Batch([], None, [], [])
+    images = []
     for tile in grid:
-        image, _, out_valid = read(tile)
+        image, in_valid, out_valid = read(tile)
         if not out_valid.any():
-            skipped.append(tile)
+            batch.skipped.append(tile)
             continue
-        tiles.append(tile)
+        batch.tiles.append(tile)
         images.append(image)
-        valid.append(out_valid)
-        if len(tiles) == batch_size:
-            yield _Batch(tiles, np.stack(images), valid, skipped)
-            tiles, images, valid, skipped = [], [], [], []
-    if tiles or skipped:
-        yield _Batch(tiles, np.stack(images) if images else None, valid, skipped)
+        batch.valid.append(out_valid)
+        batch.input_valid.append(in_valid)
+        if len(batch.tiles) == batch_size:
+            batch.images = np.stack(images)
+            yield batch
+            batch, images = _Batch([], None, [], []), []
+    if batch.tiles or batch.skipped:
+        batch.images = np.stack(images) if images else None
+        yield batch
 
 
 def predict_tiles(
@@ -239,7 +245,7 @@ def predict_tiles(
         if batch.images is None:
             return batch, None, None
         t0 = time.perf_counter()
-        probs, bald = inference(batch.images)
+        probs, bald = inference(batch.images, batch.input_valid)
         network_seconds += time.perf_counter() - t0
         return batch, probs, bald
 

@@ -50,13 +50,15 @@ class ForestInference:
         self.model, self.bald, self.workers = model, bald, workers
         self.settings = FeatureSettings.from_dict(config.features)
 
-    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(self, images: np.ndarray, valid: list[np.ndarray] | None = None):
+        """``valid``: each tile's input validity (pixels past the raster's edge or nodata are filled from their
+        nearest valid neighbour before the features); None: all valid."""
         batch, _, height, width = images.shape
         probs = np.zeros((batch, self.model.n_classes, height, width), np.float32)
         bald = np.zeros((batch, height, width), np.float32) if self.bald else None
         whole = (slice(None), slice(None))
         for k in range(batch):
-            valid = np.ones((height, width), bool)
-            predict_block(self.model, self.settings, images[k], whole, valid, probs[k],
-                           None if bald is None else bald[k], self.workers)  # fmt: skip
+            ok = np.ones((height, width), bool) if valid is None else valid[k]
+            predict_block(self.model, self.settings, images[k], ok, whole, np.ones((height, width), bool), probs[k],
+                          None if bald is None else bald[k], self.workers)  # fmt: skip
         return probs, bald

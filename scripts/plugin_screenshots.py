@@ -9,7 +9,8 @@ It opens a bsb_toy image and its label (as the reference), clicks points of each
 the loop with the real engine, and writes docs/images/plugin_dock.png and docs/images/plugin_prediction.png with
 ImageMagick's ``import`` (reduced to 256 colours). SPARSE_AL_SHOT_STEPS (default train,predict,suggest; empty: only
 the screenshots of an existing SPARSE_AL_SHOT_SESSION) and SPARSE_AL_SHOT_EPOCHS pick the work; SPARSE_AL_SHOT_SESSION
-is the session folder (default: a fresh temporary one); SPARSE_AL_ENGINE_PATH a folder holding another engine package.
+is the session folder (default: a fresh temporary one); SPARSE_AL_ENGINE_PATH a folder holding another engine package;
+SPARSE_AL_SHOT_MODEL=rf trains the random forest instead of the network.
 """
 
 import os
@@ -32,6 +33,7 @@ OUT = Path(os.environ.get("SPARSE_AL_SHOT_OUT", Path.cwd() / "docs" / "images"))
 SESSION = Path(os.environ.get("SPARSE_AL_SHOT_SESSION") or tempfile.mkdtemp(prefix="sparse-al-shot-"))
 STEPS = tuple(s for s in os.environ.get("SPARSE_AL_SHOT_STEPS", "train,predict,suggest").split(",") if s)
 EPOCHS = int(os.environ.get("SPARSE_AL_SHOT_EPOCHS", "30"))
+MODEL = os.environ.get("SPARSE_AL_SHOT_MODEL", "unet")  # or rf: the random forest
 POINTS_PER_CLASS = int(os.environ.get("SPARSE_AL_SHOT_POINTS", "8"))
 CLASSES = (("background", "#b0b0b0"), ("car", "#e31a1c"), ("road", "#505050"), ("building", "#ff7f00"),
            ("permeable_area", "#33a02c"))  # fmt: skip
@@ -56,7 +58,7 @@ def main() -> None:
     save_settings(PluginSettings(python=os.environ["SPARSE_AL_ENGINE_PYTHON"], device="cpu",
                                  path=os.environ.get("SPARSE_AL_ENGINE_PATH", ""),
                                  train=TrainOptions(epochs=EPOCHS, patch_size=128, batch_size=4,
-                                                    patches_per_epoch=16)))  # fmt: skip
+                                                    patches_per_epoch=16, model=MODEL)))  # fmt: skip
     plugin = qgis.utils.plugins["sparse_al_plugin"]
     plugin.dock_action.setChecked(True)
     window.resizeDocks([plugin.dock], [330], Qt.Orientation.Horizontal)

@@ -35,6 +35,20 @@ def test_a_finished_run_with_the_same_options_is_reused(tmp_path, monkeypatch):
     assert bench_recipes._run_or_reuse(argv, tmp_path / "rf")["rows"][0]["miou"] == 0.3
 
 
+def test_a_run_from_before_an_option_existed_counts_it_at_its_default(tmp_path, monkeypatch):
+    argv = _argv(tmp_path / "plain", "--consistency", "0")
+    _write(tmp_path / "plain", argv, _rows([0.3] * bench_recipes.ITERATIONS))
+    summary = json.loads((tmp_path / "plain" / "results.json").read_text())
+    del summary["options"]["train"]["forest_prior"]  # an option added after that run
+    (tmp_path / "plain" / "results.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(bench_recipes, "_run_engine", lambda *a: pytest.fail("ran again"))
+    bench_recipes._run_or_reuse(argv, tmp_path / "plain")  # reused: no run
+    ran = []
+    monkeypatch.setattr(bench_recipes, "_run_engine", lambda argv_sim, path: ran.append(argv_sim))
+    bench_recipes._run_or_reuse(_argv(tmp_path / "plain", "--consistency", "0", "--forest-prior"), tmp_path / "plain")
+    assert len(ran) == 1  # the option asked at another value than its default: run again
+
+
 @pytest.mark.parametrize("change", ["other_options", "unfinished"])
 def test_a_different_or_unfinished_run_runs_again(tmp_path, monkeypatch, change):
     argv = _argv(tmp_path / "rf", "--model", "rf")

@@ -79,6 +79,24 @@ def test_predict_command_with_a_forest_matches_the_whole_image_prediction(tmp_pa
     assert np.corrcoef(uncertainty.ravel(), expected_bald.ravel())[0, 1] > 0.8
 
 
+def test_padding_past_the_raster_edge_does_not_change_the_forest_near_the_edge(scene, forest_dir):
+    """Windows read past a raster's edge (suggest reads a margin) are padded with invalid pixels; the features must
+    see the raster continued, not zeros, or the edge looks uncertain and attracts every suggestion."""
+    model, config = load_any(forest_dir)
+    with open_raster(scene.image) as ds:
+        image, valid = read_window(ds, [1, 2, 3], 0, 0, ds.height, ds.width)
+        padded, padded_valid = read_window(ds, [1, 2, 3], -24, -24, ds.height + 48, ds.width + 48)
+    assert not padded_valid[:24].any()
+    probs, bald = forest_probabilities(model, config, image, valid, bald=True)
+    pad_probs, pad_bald = forest_probabilities(model, config, padded, padded_valid, bald=True)
+    core = (slice(24, -24), slice(24, -24))
+    edge = np.zeros(valid.shape, bool)
+    edge[:8], edge[-8:], edge[:, :8], edge[:, -8:] = True, True, True, True
+    agree = pad_probs[(slice(None), *core)].argmax(0) == probs.argmax(0)
+    assert agree[edge].mean() > 0.99  # 0.96 with zeros past the edge
+    assert abs(pad_bald[core][edge].mean() - bald[edge].mean()) < 0.015  # 0.03 with zeros past the edge
+
+
 def test_forest_inference_runs_a_batch_of_tiles(scene, forest_dir):
     model, config = load_any(forest_dir)
     with open_raster(scene.image) as ds:
