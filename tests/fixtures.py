@@ -74,3 +74,18 @@ def write_scene(folder: Path, size: int = 128, seed: int = 0) -> Scene:
     image = colors[label].transpose(2, 0, 1) + rng.normal(0, 18, (3, size, size))
     image = np.clip(image, 0, 255).astype(np.uint8)
     return Scene(write_raster(Path(folder) / "scene.tif", image), label, colors)
+
+
+def clicks_per_class(label: np.ndarray, per_class: int, seed: int = 0):
+    """``per_class`` random labelled pixels of each class present in ``label`` (seeded), as PixelLabels."""
+    from engine.points import PixelLabels
+
+    rng = np.random.default_rng(seed)
+    rows, cols, classes = [], [], []
+    for c in np.unique(label):
+        r, k = np.nonzero(label == c)
+        pick = rng.choice(len(r), per_class, replace=False)
+        rows += r[pick].tolist()
+        cols += k[pick].tolist()
+        classes += [int(c)] * per_class
+    return PixelLabels(np.array(rows), np.array(cols), np.array(classes))

@@ -31,22 +31,10 @@ from engine.forest import (
 from engine.models import load_model
 from engine.points import PixelLabels
 from engine.raster_io import open_raster, read_window
-from tests.fixtures import pixel_center, write_points
+from tests.fixtures import clicks_per_class, pixel_center, write_points
 
 CLASSES = parse_classes("background,red,blue")
 SMALL = FeatureSettings(sigma_min=1, sigma_max=4, num_sigma=3)
-
-
-def _clicks(label: np.ndarray, per_class: int, seed: int = 0) -> PixelLabels:
-    rng = np.random.default_rng(seed)
-    rows, cols, classes = [], [], []
-    for c in np.unique(label):
-        r, k = np.nonzero(label == c)
-        pick = rng.choice(len(r), per_class, replace=False)
-        rows += r[pick].tolist()
-        cols += k[pick].tolist()
-        classes += [int(c)] * per_class
-    return PixelLabels(np.array(rows), np.array(cols), np.array(classes))
 
 
 def _read(path):
@@ -56,7 +44,7 @@ def _read(path):
 
 @pytest.fixture
 def trained(scene):
-    labels = _clicks(scene.label, 5)
+    labels = clicks_per_class(scene.label, 5)
     model, config = train_forest([scene.image], [labels], [1, 2, 3], CLASSES, ForestOptions(trees=30), Events())
     return model, config, labels
 
@@ -160,7 +148,7 @@ def test_network_loader_refuses_a_forest_and_forest_loader_a_damaged_dir(tmp_pat
 
 
 def test_same_seed_same_forest_other_seed_other_forest(scene):
-    labels = _clicks(scene.label, 4, seed=5)
+    labels = clicks_per_class(scene.label, 4, seed=5)
 
     def fit(seed):
         options = ForestOptions(trees=12, features=SMALL, seed=seed, trees_per_step=5)
@@ -187,7 +175,8 @@ def test_training_stops_on_cancel(scene):
     cancel.request()
     try:
         with pytest.raises(Cancelled):
-            train_forest([scene.image], [_clicks(scene.label, 2)], [1, 2, 3], CLASSES, ForestOptions(), Events())
+            labels = [clicks_per_class(scene.label, 2)]
+            train_forest([scene.image], labels, [1, 2, 3], CLASSES, ForestOptions(), Events())
     finally:
         cancel.reset()
 
@@ -198,7 +187,7 @@ def test_training_without_labels_is_an_input_error(scene):
 
 
 def test_train_command_with_model_rf_writes_a_forest(tmp_path, scene, capsys):
-    labels = _clicks(scene.label, 4)
+    labels = clicks_per_class(scene.label, 4)
     xy = [pixel_center(r, c) for r, c in zip(labels.rows, labels.cols, strict=True)]
     points = write_points(tmp_path / "points.gpkg", xy, [CLASSES[k].name for k in labels.classes])
     out = tmp_path / "model"

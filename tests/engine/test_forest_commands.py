@@ -12,11 +12,11 @@ from engine.classes import parse_classes
 from engine.cli import main
 from engine.events import Events
 from engine.forest import ForestOptions, forest_probabilities, from_sklearn, predict_proba, save_forest, train_forest
-from engine.points import PixelLabels
 from engine.predictor import ForestInference, load_any, stride
 from engine.raster_io import open_raster, read_window
 from engine.synthetic import write_scene as write_manifest_scene
 from tests.engine.test_forest import _sklearn_forest
+from tests.fixtures import clicks_per_class
 
 CLASSES = parse_classes("background,red,blue")
 
@@ -27,15 +27,7 @@ def _events(capsys) -> list[dict]:
 
 @pytest.fixture
 def forest_dir(tmp_path, scene):
-    rng = np.random.default_rng(0)
-    rows, cols, classes = [], [], []
-    for c in range(3):
-        r, k = np.nonzero(scene.label == c)
-        pick = rng.choice(len(r), 6, replace=False)
-        rows += r[pick].tolist()
-        cols += k[pick].tolist()
-        classes += [c] * 6
-    labels = PixelLabels(np.array(rows), np.array(cols), np.array(classes))
+    labels = clicks_per_class(scene.label, 6)
     model, config = train_forest([scene.image], [labels], [1, 2, 3], CLASSES, ForestOptions(trees=20), Events())
     save_forest(tmp_path / "rf", model, config)
     return tmp_path / "rf"

@@ -7,22 +7,12 @@ from engine.forest_prior import ForestPriorOptions, forest_labels
 from engine.normalization import compute_normalization
 from engine.points import PixelLabels
 from engine.sampling import RasterSource
-
-
-def _clicks(label: np.ndarray, per_class: int, rng) -> PixelLabels:
-    rows, cols, classes = [], [], []
-    for c in np.unique(label):
-        r, k = np.nonzero(label == c)
-        pick = rng.choice(len(r), per_class, replace=False)
-        rows += r[pick].tolist()
-        cols += k[pick].tolist()
-        classes += [int(c)] * per_class
-    return PixelLabels(np.array(rows), np.array(cols), np.array(classes))
+from tests.fixtures import clicks_per_class
 
 
 def test_weak_labels_are_mostly_right_and_weigh_less_than_clicks(scene):
     source = RasterSource(scene.image, [1, 2, 3], compute_normalization([scene.image], [1, 2, 3]))
-    clicks = _clicks(scene.label, 4, np.random.default_rng(0))
+    clicks = clicks_per_class(scene.label, 4)
     options = ForestPriorOptions(per_class=200, window=64, windows=2, trees=20)
     try:
         (out,) = forest_labels([source], [clicks], 3, options, np.random.default_rng(1))
