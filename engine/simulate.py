@@ -150,6 +150,10 @@ class Simulation:
         out: Path,
         on_row: Callable[[dict], None] | None = None,
     ):
+        if options.model not in MODELS:
+            raise InputError(f"--model: {options.model} is not one of {', '.join(MODELS)}", "model")
+        if options.dense and options.model == "rf":
+            raise InputError("--dense trains the network; run it without --model rf", "dense")
         self.manifest, self.options, self.device, self.events = manifest, options, device, events
         self.out, self.on_row = Path(out), on_row
         self.classes: list[ClassInfo] = manifest.classes
@@ -165,8 +169,6 @@ class Simulation:
         self.rows: list[dict] = []
         self.dense_miou: float | None = None
         runs = len(options.strategies) * options.iterations + (options.iterations if options.dense else 0)
-        if options.model not in MODELS:
-            raise InputError(f"--model: {options.model} is not one of {', '.join(MODELS)}", "model")
         self._unit = 1.0 / max(1, runs)
         self._done_units = 0
 
@@ -176,8 +178,6 @@ class Simulation:
         self.out.mkdir(parents=True, exist_ok=True)
         initial = self._initial_labels()
         if self.options.dense:
-            if self.options.model == "rf":
-                raise InputError("--dense trains the network; run it without --model rf", "dense")
             self._run_dense()
         for strategy in self.options.strategies:
             labels = [Labels(lab, lab, np.zeros(len(lab), np.int64), ["seed"] * len(lab)) for lab in initial]
