@@ -1,7 +1,7 @@
 """Label efficiency by recipe (issue 6): the engine's default recipe against the random forest and the plain DWCD
 loop at every iteration, with the same network trained on the dense labels as the ceiling.
 
-    python -m benchmarks bench_recipes                      # bsb_toy and massachusetts_roads (about 1.5 h on 2 cores)
+    python -m benchmarks bench_recipes                      # bsb_toy and massachusetts_roads (about 1 h on 2 cores)
     python -m benchmarks bench_recipes --datasets bsb_toy --recipes default,rf
 
 The seed paper's protocol on each dataset: start from the seed points (bsb_toy: the dataset's own, 1 pixel per class
@@ -14,10 +14,10 @@ network. Recipes:
 - ``rf``: the random forest (``--model rf``), refit on each iteration's clicks;
 - ``dense``: the network trained with cross-entropy on every labelled pixel, for twice the epochs of a whole sparse
   run (``--dense-epochs``);
-- ``warmup`` (not run unless named): the default recipe after 300 self-supervised warm-up steps.
-
-A recipe whose results.json under --out already holds a finished run with the same options is not run again, so an
-interrupted benchmark resumes. Each dataset's table is logged and a learning-curve PNG is written beside the runs.
+- levers, not run unless named: ``dwcd_ce`` (the default without click expansion), ``warmup`` (the default after
+  300 self-supervised warm-up steps), ``consistency`` (the default plus FixMatch-style consistency, weight 1), and
+  on top of ``consistency``: ``forest_prior`` (the forest's weak labels), ``consistency_warmup`` (the warm-up),
+  ``long`` (twice the epochs).
 """
 
 import argparse
@@ -46,7 +46,13 @@ RECIPES = {
     "plain_dwcd": ["--loss", "dwcd", "--lr-schedule", "constant", "--no-expand-clicks", "--consistency", "0"],
     "rf": ["--model", "rf"],
     "dense": ["--strategy", "dense", "--dense-epochs", str(2 * ITERATIONS * EPOCHS)],
+    # levers, not run unless named
+    "dwcd_ce": ["--no-expand-clicks"],
+    "consistency": ["--consistency", "1"],
+    "forest_prior": ["--consistency", "1", "--forest-prior"],
     "warmup": ["--pretrain-steps", "300"],
+    "consistency_warmup": ["--consistency", "1", "--pretrain-steps", "300"],
+    "long": ["--consistency", "1", "--epochs", str(2 * EPOCHS)],
 }
 COMPARED = ("default", "rf", "plain_dwcd")
 
@@ -101,16 +107,25 @@ def _run_or_reuse(argv_sim: list[str], folder: Path) -> dict:
     return json.loads(done.read_text())
 
 
+IGNORED_BY_DENSE = ("loss", "expand_clicks", "consistency", "consistency_threshold", "pretrain_steps", "forest_prior")
+
+
 def _same_options(stored: dict, wanted: dict) -> bool:
-    """Whether a stored run had the wanted options; an option the stored run's engine did not have yet counts as
-    its default (the behaviour before the option existed)."""
+    """Whether a stored run had the wanted options, among those that shape its results: the forest ignores the
+    network's training options, the dense-only run the sparse-label ones. An option the stored run's engine did not
+    have yet counts as its default (the behaviour before the option existed)."""
     from engine.simulate import SimulateOptions
 
     defaults = json.loads(json.dumps(_jsonable(asdict(SimulateOptions())), default=str))
+    ignored = set()
+    if wanted.get("model") == "rf":
+        ignored = {f"train.{k}" for k in defaults["train"]}
+    elif wanted.get("dense") and not wanted.get("strategies"):
+        ignored = {f"train.{k}" for k in IGNORED_BY_DENSE}
     for key, value in wanted.items():
         if isinstance(value, dict):
             known = stored.get(key, {})
-            if any(known.get(k, defaults[key].get(k)) != v for k, v in value.items()):
+            if any(known.get(k, defaults[key].get(k)) != v for k, v in value.items() if f"{key}.{k}" not in ignored):
                 return False
         elif stored.get(key, defaults.get(key)) != value:
             return False

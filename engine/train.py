@@ -47,7 +47,7 @@ class TrainOptions:
     context_fraction: float = 0.25
     # The default recipe, chosen by measurement (docs/benchmarks.md, "Label efficiency by recipe"):
     expand_clicks: bool = True  # spread each click over the similar pixels of its superpixel (engine/expansion.py)
-    consistency: float = 1.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
+    consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
     consistency_threshold: float = 0.9
     forest_prior: bool = False  # weak labels from a random forest fit on the clicks (engine/forest_prior.py)
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)

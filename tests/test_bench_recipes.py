@@ -77,3 +77,17 @@ def test_the_table_counts_where_the_default_wins(tmp_path, caplog):
     assert "| 5 | 600 | 0.0600 | 0.570 | 0.500 | 0.520 | 95.0 |" in text
     assert "default at iteration 5: 95.0% of dense" in text
     assert (tmp_path / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_forest_and_the_dense_run_ignore_the_options_they_do_not_use(tmp_path, monkeypatch):
+    forest = _argv(tmp_path / "rf", "--model", "rf")
+    _write(tmp_path / "rf", [*forest, "--consistency", "1", "--no-expand-clicks"], _rows([0.3] * 6))
+    dense = _argv(tmp_path / "dense", "--strategy", "dense")
+    _write(tmp_path / "dense", [*dense, "--consistency", "1", "--loss", "dwcd"], _rows([0.6]))
+    monkeypatch.setattr(bench_recipes, "_run_engine", lambda *a: pytest.fail("ran again"))
+    bench_recipes._run_or_reuse(forest, tmp_path / "rf")
+    bench_recipes._run_or_reuse(dense, tmp_path / "dense")
+    ran = []
+    monkeypatch.setattr(bench_recipes, "_run_engine", lambda argv_sim, path: ran.append(argv_sim))
+    bench_recipes._run_or_reuse([*dense, "--epochs", "3"], tmp_path / "dense")  # the dense run's length changed
+    assert len(ran) == 1
