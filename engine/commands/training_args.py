@@ -25,7 +25,7 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--expand-clicks", action=argparse.BooleanOptionalAction, default=TrainOptions.expand_clicks,
                         help="spread each click over the similar pixels of its superpixel (default: on)")  # fmt: skip
     parser.add_argument("--consistency", type=float, default=TrainOptions.consistency,
-                        help="weight of a consistency loss on unlabelled pixels (default 0: off; 1 is a good start)")  # fmt: skip
+                        help="weight of a consistency loss on unlabelled pixels (default 0: off; try 1)")  # fmt: skip
     parser.add_argument("--forest-prior", action=argparse.BooleanOptionalAction, default=TrainOptions.forest_prior,
                         help="also learn from a random forest's confident predictions (weak labels)")  # fmt: skip
     parser.add_argument("--pretrain-steps", type=int, default=0, help="self-supervised warm-up steps (fresh models)")
