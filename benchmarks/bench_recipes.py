@@ -107,21 +107,18 @@ def _run_or_reuse(argv_sim: list[str], folder: Path) -> dict:
     return json.loads(done.read_text())
 
 
-IGNORED_BY_DENSE = ("loss", "expand_clicks", "consistency", "consistency_threshold", "pretrain_steps", "forest_prior")
-
-
 def _same_options(stored: dict, wanted: dict) -> bool:
     """Whether a stored run had the wanted options, among those that shape its results: the forest ignores the
     network's training options, the dense-only run the sparse-label ones. An option the stored run's engine did not
     have yet counts as its default (the behaviour before the option existed)."""
-    from engine.simulate import SimulateOptions
+    from engine.simulate import DENSE_TRAINING, SimulateOptions
 
     defaults = json.loads(json.dumps(_jsonable(asdict(SimulateOptions())), default=str))
     ignored = set()
     if wanted.get("model") == "rf":
         ignored = {f"train.{k}" for k in defaults["train"]}
     elif wanted.get("dense") and not wanted.get("strategies"):
-        ignored = {f"train.{k}" for k in IGNORED_BY_DENSE}
+        ignored = {f"train.{k}" for k in (*DENSE_TRAINING, "consistency_threshold")}
     for key, value in wanted.items():
         if isinstance(value, dict):
             known = stored.get(key, {})

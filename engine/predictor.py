@@ -1,6 +1,6 @@
 """One interface over the engine's two kinds of model: a segmentation network (smp) and the random forest.
 
-``predict``, ``suggest``, ``simulate`` and the demo load either from a model directory (config.json says which) and
+``predict``, ``suggest`` and ``simulate`` load either from a model directory (config.json says which) and
 hand it to the tiled prediction, which only needs a batch inference and the side tiles must be a multiple of.
 """
 

@@ -46,6 +46,8 @@ log = logging.getLogger("engine")
 
 STRATEGIES = ("error", "superpixel", "entropy", "margin", "random")
 MODELS = ("unet", "rf")
+# the dense-label reference trains with plain cross-entropy: the sparse-label levers are off
+DENSE_TRAINING = {"loss": "ce", "expand_clicks": False, "consistency": 0.0, "pretrain_steps": 0, "forest_prior": False}
 
 
 @dataclass
@@ -223,9 +225,14 @@ class Simulation:
         start = time.monotonic()
         labels = [_dense_labels(s) for s in self.train_samples]
         epochs = self.options.dense_epochs or self.options.train.epochs * self.options.iterations
-        dense = {"loss": "ce", "expand_clicks": False, "consistency": 0.0, "pretrain_steps": 0, "forest_prior": False}
         result = self._train(
-            labels, epochs, self.options.seed, None, self.out / "dense" / "model", self.options.iterations, **dense
+            labels,
+            epochs,
+            self.options.seed,
+            None,
+            self.out / "dense" / "model",
+            self.options.iterations,
+            **DENSE_TRAINING,
         )
         cm = self._score(result.network, result.config)
         self.dense_miou = mean_iou(cm)
