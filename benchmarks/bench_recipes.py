@@ -35,7 +35,7 @@ log = logging.getLogger("benchmarks")
 
 ITERATIONS, EPOCHS = 6, 15
 BUDGET = ["--iterations", str(ITERATIONS), "--epochs", str(EPOCHS), "--patch-size", "128", "--patches-per-epoch",
-          "32", "--batch-size", "8", "--seed", "0", "--strategy", "error"]  # fmt: skip
+          "32", "--batch-size", "8", "--strategy", "error"]  # fmt: skip
 DATASETS = {
     "bsb_toy": ["--tile-size", "256", "--overlap", "32"],
     "massachusetts_roads": ["--tile-size", "512", "--overlap", "32", "--points-per-class", "10",
@@ -70,10 +70,12 @@ def main(argv: list[str]) -> None:
             manifest = _crop_manifest(manifest, folder / "crops", count=10, val=4)
         results = {}
         for recipe in options.recipes.split(","):
+            run = folder / (recipe if options.seed == 0 else f"{recipe}_seed{options.seed}")
             argv_sim = ["simulate", "--events", "json", "--device", options.device, "--manifest", str(manifest),
-                        "--out", str(folder / recipe), *BUDGET, *DATASETS[name], *RECIPES[recipe]]  # fmt: skip
-            results[recipe] = _run_or_reuse(argv_sim, folder / recipe)
-        _report(name, results, folder)
+                        "--out", str(run), *BUDGET, "--seed", str(options.seed), *DATASETS[name],
+                        *RECIPES[recipe]]  # fmt: skip
+            results[recipe] = _run_or_reuse(argv_sim, run)
+        _report(name, results, folder, options.seed)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -83,6 +85,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--datasets", default="bsb_toy,massachusetts_roads")
     parser.add_argument("--recipes", default="default,rf,plain_dwcd,dense")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0, help="runs of another seed go to RECIPE_seedN folders")
     return parser.parse_known_args(argv)[0]  # other benchmarks' options are ignored
 
 
@@ -129,7 +132,7 @@ def _same_options(stored: dict, wanted: dict) -> bool:
     return True
 
 
-def _report(name: str, results: dict[str, dict], folder: Path) -> None:
+def _report(name: str, results: dict[str, dict], folder: Path, seed: int = 0) -> None:
     dense = results.get("dense")
     dense_miou = dense["dense_miou"] if dense else None
     curves = {r: s["rows"] for r, s in results.items() if r != "dense"}
@@ -152,7 +155,7 @@ def _report(name: str, results: dict[str, dict], folder: Path) -> None:
             share = f" {100 * row['default']['miou'] / dense_miou:.1f} |"
         log.info("| %d | %d | %.4f | %s |%s", i, first["labeled_pixels"], first["labeled_percent"], cells, share)
     _verdict(curves, dense_miou)
-    _plot(name, curves, dense_miou, folder / "learning_curve.png")
+    _plot(name, curves, dense_miou, folder / ("learning_curve.png" if seed == 0 else f"learning_curve_seed{seed}.png"))
 
 
 def _verdict(curves: dict[str, list[dict]], dense_miou: float | None) -> None:

@@ -14,7 +14,7 @@ from engine.simulate import _jsonable
 
 
 def _argv(folder, *extra):
-    return ["simulate", "--manifest", "m.json", "--out", str(folder), *bench_recipes.BUDGET, *extra]
+    return ["simulate", "--manifest", "m.json", "--out", str(folder), *bench_recipes.BUDGET, "--seed", "0", *extra]
 
 
 def _write(folder, argv, rows):
