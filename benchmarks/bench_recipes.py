@@ -136,11 +136,10 @@ def _report(name: str, results: dict[str, dict], folder: Path, seed: int = 0) ->
     dense = results.get("dense")
     dense_miou = dense["dense_miou"] if dense else None
     curves = {r: s["rows"] for r, s in results.items() if r != "dense"}
-    any_rows = next(iter(curves.values()), [])
     columns = list(dict.fromkeys(r for r in (*COMPARED, *curves) if r in curves))
-    log.info("%s (%s): %d train / %d val images; dense-label mIoU %s", name, describe(),
-             any_rows and results[columns[0]]["train_images"], any_rows and results[columns[0]]["val_images"],
-             f"{dense_miou:.3f}" if dense_miou is not None else "not run")  # fmt: skip
+    summary = next(iter(results.values()))
+    log.info("%s (%s): %s train / %s val images; dense-label mIoU %s", name, describe(), summary.get("train_images"),
+             summary.get("val_images"), f"{dense_miou:.3f}" if dense_miou is not None else "not run")  # fmt: skip
     log.info("| iteration | labelled pixels | labelled %% | %s |%s", " | ".join(f"{c} mIoU" for c in columns),
              " default % of dense |" if dense_miou and "default" in curves else "")  # fmt: skip
     log.info("|%s", "---|" * (3 + len(columns) + int(bool(dense_miou and "default" in curves))))

@@ -13,7 +13,7 @@ import numpy as np
 
 from engine import cancel
 from engine.features import FeatureSettings, compute_features
-from engine.forest import ForestOptions, fit_forest, from_sklearn, predict_proba
+from engine.forest import ForestOptions, fill_invalid, fit_forest, from_sklearn, predict_proba
 from engine.points import PixelLabels
 
 
@@ -50,7 +50,8 @@ def forest_labels(sources, labels: list[PixelLabels], n_classes: int, options: F
             image, valid = source.read(row0, col0, max(h, w))
             image, valid = image[:, :h, :w], valid[:h, :w]
             probs = np.zeros((n_classes, h, w), np.float32)
-            probs[:, valid] = predict_proba(model, compute_features(image, settings, workers)[valid]).T
+            feats = compute_features(fill_invalid(image, valid), settings, workers)
+            probs[:, valid] = predict_proba(model, feats[valid]).T
             for r, c, k in _confident(probs, options, rng):
                 if (r + row0, c + col0) not in taken:
                     rows.append(r + row0)
@@ -70,8 +71,8 @@ def _features_at(source, lab: PixelLabels, settings: FeatureSettings, workers: i
         blocks.setdefault((r // side, c // side), []).append(i)
     for (br, bc), members in blocks.items():
         row0, col0 = br * side - margin, bc * side - margin
-        image, _ = source.read(row0, col0, side + 2 * margin)
-        feats = compute_features(image, settings, workers)
+        image, valid = source.read(row0, col0, side + 2 * margin)
+        feats = compute_features(fill_invalid(image, valid), settings, workers)
         index = np.array(members)
         out[index] = feats[lab.rows[index] - row0, lab.cols[index] - col0]
     return out
