@@ -9,13 +9,17 @@ per training patch; massachusetts_roads: 10 random pixels per class per 512 px c
 6 iterations, each adding error clicks (the same number again) where the current model is wrong, warm-starting the
 network. Recipes:
 
-- ``default``: ``python -m engine simulate`` with the engine's default training options;
-- ``plain_dwcd``: the seed repository's loop: DWCD alone, constant learning rate, no expansion, no consistency;
+- ``default``: ``python -m engine simulate`` with the engine's default training options (the network and a random
+  forest fit on the same clicks, their probabilities averaged: engine/hybrid.py);
+- ``network``: the default's network alone (``--no-forest-ensemble``), the default before the hybrid;
+- ``plain_dwcd``: the seed repository's loop: DWCD alone, constant learning rate, no expansion, no consistency, no
+  forest;
 - ``rf``: the random forest (``--model rf``), refit on each iteration's clicks;
 - ``dense``: the network trained with cross-entropy on every labelled pixel, for twice the epochs of a whole sparse
   run (``--dense-epochs``);
-- levers, not run unless named: ``dwcd_ce`` (the default without click expansion), ``warmup`` (the default after
-  300 self-supervised warm-up steps), ``consistency`` (the default plus FixMatch-style consistency, weight 1), and
+- levers of the network alone, not run unless named: ``dwcd_ce`` (``network`` without click expansion), ``warmup``
+  (``network`` after 300 self-supervised warm-up steps), ``consistency`` (``network`` plus FixMatch-style
+  consistency, weight 1), and
   on top of ``consistency``: ``forest_prior`` (the forest's weak labels), ``consistency_warmup`` (the warm-up),
   ``long`` (twice the epochs).
 """
@@ -41,20 +45,24 @@ DATASETS = {
     "massachusetts_roads": ["--tile-size", "512", "--overlap", "32", "--points-per-class", "10",
                             "--initial-points", "10"],
 }  # fmt: skip
+NETWORK = ["--no-forest-ensemble"]
 RECIPES = {
     "default": [],
-    "plain_dwcd": ["--loss", "dwcd", "--lr-schedule", "constant", "--no-expand-clicks", "--consistency", "0"],
+    "network": NETWORK,
+    "plain_dwcd": [*NETWORK, "--loss", "dwcd", "--lr-schedule", "constant", "--no-expand-clicks", "--consistency", "0"],
     "rf": ["--model", "rf"],
     "dense": ["--strategy", "dense", "--dense-epochs", str(2 * ITERATIONS * EPOCHS)],
-    # levers, not run unless named
-    "dwcd_ce": ["--no-expand-clicks"],
-    "consistency": ["--consistency", "1"],
-    "forest_prior": ["--consistency", "1", "--forest-prior"],
-    "warmup": ["--pretrain-steps", "300"],
-    "consistency_warmup": ["--consistency", "1", "--pretrain-steps", "300"],
-    "long": ["--consistency", "1", "--epochs", str(2 * EPOCHS)],
+    # levers of the network alone, not run unless named
+    "dwcd_ce": [*NETWORK, "--no-expand-clicks"],
+    "consistency": [*NETWORK, "--consistency", "1"],
+    "forest_prior": [*NETWORK, "--consistency", "1", "--forest-prior"],
+    "warmup": [*NETWORK, "--pretrain-steps", "300"],
+    "consistency_warmup": [*NETWORK, "--consistency", "1", "--pretrain-steps", "300"],
+    "long": [*NETWORK, "--consistency", "1", "--epochs", str(2 * EPOCHS)],
 }
 COMPARED = ("default", "rf", "plain_dwcd")
+# options added with a default unlike the behaviour before them: a stored run that lacks one ran like this
+BEFORE = {"forest_ensemble": False}
 
 
 def main(argv: list[str]) -> None:
@@ -83,7 +91,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--out", default="/tmp/sparse_al_recipes")
     parser.add_argument("--datasets", default="bsb_toy,massachusetts_roads")
-    parser.add_argument("--recipes", default="default,rf,plain_dwcd,dense")
+    parser.add_argument("--recipes", default="default,network,rf,plain_dwcd,dense")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0, help="runs of another seed go to RECIPE_seedN folders")
     return parser.parse_known_args(argv)[0]  # other benchmarks' options are ignored
@@ -117,6 +125,7 @@ def _same_options(stored: dict, wanted: dict) -> bool:
     from engine.simulate import DENSE_TRAINING, SimulateOptions
 
     defaults = json.loads(json.dumps(_jsonable(asdict(SimulateOptions())), default=str))
+    defaults["train"].update(BEFORE)
     ignored = set()
     if wanted.get("model") == "rf":
         ignored = {f"train.{k}" for k in defaults["train"]}

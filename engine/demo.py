@@ -23,8 +23,8 @@ from engine import cancel
 from engine.atomic import atomic_file
 from engine.events import Events
 from engine.manifest import read_manifest
-from engine.models import load_model
 from engine.predict_raster import RasterPredictOptions, predict_raster
+from engine.predictor import load_any
 from engine.qgis_project import Layer, write_project
 from engine.simulate import SimulateOptions, Simulation
 from engine.suggest import POINTS_LAYER, SUPERPIXELS_LAYER, SuggestOptions, suggest_rasters, write_gpkg
@@ -108,7 +108,7 @@ def run_demo(out: Path, args: argparse.Namespace, device: torch.device) -> dict:
     strategy = options.strategies[0]
     model_dir = out / "simulation" / strategy / "model"
     log.info("3/4 predicting the whole scene and suggesting where to click next")
-    network, config = load_model(model_dir, device)
+    network, config = load_any(model_dir, device)
     _predict_scene(network, config, files.image, out, device, model_dir)
     result = suggest_rasters(
         network,

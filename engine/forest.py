@@ -265,9 +265,10 @@ def _inside(labels: PixelLabels, tile) -> np.ndarray:
 
 def train_forest(
     rasters: list[Path], labels: list[PixelLabels], bands: list[int], classes: list[ClassInfo],
-    options: ForestOptions, events: Events,
+    options: ForestOptions, events: Events, normalization: Normalization | None = None,
 ) -> tuple[ForestModel, ModelConfig]:  # fmt: skip
-    """Fit the forest on the labelled pixels of ``rasters`` (one PixelLabels per raster)."""
+    """Fit the forest on the labelled pixels of ``rasters`` (one PixelLabels per raster); features of the rasters
+    normalised with ``normalization`` (default: computed from the rasters)."""
     if len(rasters) != len(labels):
         raise ValueError(f"{len(rasters)} rasters but {len(labels)} label sets")
     if options.trees < 1:
@@ -278,7 +279,7 @@ def train_forest(
     if targets.min() < 0 or targets.max() >= len(classes):
         raise InputError(f"--points: class indexes must lie in 0..{len(classes) - 1}", "points")
     start = time.monotonic()
-    normalization = compute_normalization(rasters, bands)
+    normalization = normalization or compute_normalization(rasters, bands)
     features = np.concatenate([
         labelled_features(path, lab, bands, normalization, options, events)
         for path, lab in zip(rasters, labels, strict=True) if len(lab)
@@ -301,13 +302,19 @@ def train_forest(
 
 def save_forest(directory: Path, model: ForestModel, config: ModelConfig) -> None:
     """Write the model directory atomically: config.json and weights.safetensors (no pickle)."""
+    with atomic_dir(Path(directory)) as tmp:
+        write_forest(tmp, model, config)
+
+
+def write_forest(directory: Path, model: ForestModel, config: ModelConfig) -> None:
+    """Write config.json and weights.safetensors into ``directory`` (created; not atomic: see save_forest)."""
     if config.kind != KIND:
         raise ValueError(f"config kind {config.kind!r} is not {KIND!r}")
     model.check()
     metadata = {"format": FORMAT, "n_features": str(model.n_features), "n_classes": str(model.n_classes)}
-    with atomic_dir(Path(directory)) as tmp:
-        save_file(model.tensors(), str(tmp / "weights.safetensors"), metadata=metadata)
-        (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(model.tensors(), str(directory / "weights.safetensors"), metadata=metadata)
+    (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
 
 def load_forest(directory: Path, field_name: str = "model") -> tuple[ForestModel, ModelConfig]:

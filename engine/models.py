@@ -3,6 +3,7 @@ weights.safetensors (CONTRACT.md); loading never unpickles anything."""
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -94,13 +95,18 @@ def build_network(
         ) from exc
 
 
-def save_model(directory: Path, network: nn.Module, config: ModelConfig) -> None:
-    """Write the model directory atomically: a cancel or crash leaves the previous one or nothing."""
+def save_model(
+    directory: Path, network: nn.Module, config: ModelConfig, extra: Callable[[Path], None] | None = None
+) -> None:
+    """Write the model directory atomically: a cancel or crash leaves the previous one or nothing. ``extra(tmp)``
+    writes more files into it before it is published (the forest of a hybrid model)."""
     with atomic_dir(Path(directory)) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
         save_file(state, str(tmp / "weights.safetensors"))
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         os.chmod(tmp / "weights.safetensors", 0o644)
+        if extra is not None:
+            extra(tmp)
 
 
 def load_config(directory: Path, field_name: str = "model") -> ModelConfig:

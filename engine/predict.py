@@ -29,6 +29,7 @@ from torch import nn
 
 from engine import cancel
 from engine.forest import ForestModel, forest_probabilities
+from engine.hybrid import HybridModel, blend
 from engine.models import ModelConfig, output_stride
 from engine.tiling import Blender, Block, Tile, TileGrid
 
@@ -68,8 +69,9 @@ def predict_probabilities(
     *, tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_OVERLAP, batch_size: int = DEFAULT_BATCH_SIZE,
     mc_samples: int = 0, progress: Callable[[int, int], None] | None = None,
 ) -> Prediction:  # fmt: skip
-    """Class probabilities (and BALD with ``mc_samples`` > 0) of an in-memory image, by a network or the random
-    forest (engine.forest.ForestModel: its own feature tiles; BALD from its trees).
+    """Class probabilities (and BALD with ``mc_samples`` > 0) of an in-memory image, by a network, the random
+    forest (engine.forest.ForestModel: its own feature tiles; BALD from its trees) or the hybrid of both (their
+    blend, engine/hybrid.py).
 
     ``image``: bands x H x W raw values (the model's bands, in its order; normalised here with
     ``config.normalization``); ``valid``: H x W bool (False on nodata). Tiles of ``tile_size`` (a multiple of the
@@ -78,6 +80,11 @@ def predict_probabilities(
     the mode it was in; on CUDA it is moved to channels-last memory format and runs under autocast (bf16 or fp16).
     """
     image = np.asarray(image)
+    if isinstance(network, HybridModel):
+        tiles = {"tile_size": tile_size, "overlap": overlap, "batch_size": batch_size, "mc_samples": mc_samples}
+        net = predict_probabilities(network.network, config, image, valid, device, **tiles, progress=progress)
+        forest = predict_probabilities(network.forest, network.forest_config, image, valid, device, **tiles)
+        return Prediction(*blend(net.probs, forest.probs, network.weight, net.bald, forest.bald))
     if isinstance(network, ForestModel):  # the random forest: exact features of the whole image, BALD from its trees
         if mc_samples > 0:
             return Prediction(*forest_probabilities(network, config, image, valid, bald=True))

@@ -1,6 +1,7 @@
-"""One interface over the engine's two kinds of model: a segmentation network (smp) and the random forest.
+"""One interface over the engine's kinds of model: a segmentation network (smp), the random forest, and the hybrid
+of both (a network's model directory with a forest/ folder, engine/hybrid.py).
 
-``predict``, ``suggest`` and ``simulate`` load either from a model directory (config.json says which) and
+``predict``, ``suggest`` and ``simulate`` load any of them from a model directory (config.json says which) and
 hand it to the tiled prediction, which only needs a batch inference and the side tiles must be a multiple of.
 """
 
@@ -10,17 +11,21 @@ from torch import nn
 
 from engine.features import FeatureSettings
 from engine.forest import KIND, ForestModel, load_forest, predict_block
+from engine.hybrid import HybridInference, HybridModel, has_forest, load_hybrid
 from engine.models import ModelConfig, load_config, load_model, output_stride
 from engine.predict import Inference
 
-Model = nn.Module | ForestModel
+Model = nn.Module | ForestModel | HybridModel
 
 
 def load_any(directory, device: torch.device | str = "cpu", field_name: str = "model") -> tuple[Model, ModelConfig]:
-    """The network or the forest in a model directory, with its config."""
+    """The network, the forest or the hybrid in a model directory, with its (the network's) config."""
     if load_config(directory, field_name).kind == KIND:
         return load_forest(directory, field_name)
-    return load_model(directory, device, field_name)
+    network, config = load_model(directory, device, field_name)
+    if has_forest(directory):
+        return load_hybrid(directory, network, field_name), config
+    return network, config
 
 
 def is_forest(model: Model) -> bool:
@@ -29,12 +34,17 @@ def is_forest(model: Model) -> bool:
 
 def stride(model: Model) -> int:
     """The factor tile sides must be a multiple of (1 for the forest, which works per pixel)."""
+    if isinstance(model, HybridModel):
+        return output_stride(model.network)
     return 1 if is_forest(model) else output_stride(model)
 
 
 def make_inference(model: Model, config: ModelConfig, device: torch.device | str, mc_samples: int = 0):
     """The batch inference of the tiled prediction: the network's (MC dropout with ``mc_samples``) or the forest's
-    (BALD from its trees when ``mc_samples`` > 0)."""
+    (BALD from its trees when ``mc_samples`` > 0), or both blended for the hybrid."""
+    if isinstance(model, HybridModel):
+        forest = ForestInference(model.forest, model.forest_config, bald=mc_samples > 0)
+        return HybridInference(Inference(model.network, device, mc_samples), forest, model.weight)
     if is_forest(model):
         return ForestInference(model, config, bald=mc_samples > 0)
     return Inference(model, device, mc_samples)

@@ -47,7 +47,8 @@ log = logging.getLogger("engine")
 STRATEGIES = ("error", "superpixel", "entropy", "margin", "random")
 MODELS = ("unet", "rf")
 # the dense-label reference trains with plain cross-entropy: the sparse-label levers are off
-DENSE_TRAINING = {"loss": "ce", "expand_clicks": False, "consistency": 0.0, "pretrain_steps": 0, "forest_prior": False}
+DENSE_TRAINING = {"loss": "ce", "expand_clicks": False, "consistency": 0.0, "pretrain_steps": 0, "forest_prior": False,
+                  "forest_ensemble": False}  # fmt: skip
 
 
 @dataclass
@@ -215,7 +216,8 @@ class Simulation:
             result = _Trained(model, config)
         else:
             options = TrainOptions(**{**asdict(self.options.train), "epochs": epochs, "seed": seed, **overrides})
-            result = train(rasters, labels, self.bands, self.classes, options, self.device, part, init, model_dir)
+            trained = train(rasters, labels, self.bands, self.classes, options, self.device, part, init, model_dir)
+            result = _Trained(trained.model, trained.config, trained.final_loss)
         self._done_units += units
         return result
 

@@ -15,7 +15,9 @@ from engine.consistency import consistency_loss, strong_view
 from engine.errors import InputError
 from engine.events import Events
 from engine.expansion import expand_clicks
+from engine.forest import ForestOptions, train_forest
 from engine.forest_prior import ForestPriorOptions, forest_labels
+from engine.hybrid import FOREST_WEIGHT, HybridModel, save_hybrid
 from engine.losses import make_loss
 from engine.models import (
     DEFAULT_ARCH,
@@ -52,6 +54,7 @@ class TrainOptions:
     forest_prior: bool = False  # weak labels from a random forest fit on the clicks (engine/forest_prior.py)
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
     lr_schedule: str = "cosine"  # the learning rate decays to 0 over each run (steadier final models); or "constant"
+    forest_ensemble: bool = True  # also fit a random forest on the clicks and average the two (engine/hybrid.py)
     seed: int = 0
 
 
@@ -63,6 +66,12 @@ class TrainResult:
     steps: int
     final_loss: float
     seconds: float
+    forest: HybridModel | None = None  # with options.forest_ensemble: the network and its forest
+
+    @property
+    def model(self) -> torch.nn.Module | HybridModel:
+        """What predicts: the hybrid when a forest was fit, else the network."""
+        return self.forest if self.forest is not None else self.network
 
 
 def seed_everything(seed: int, device: torch.device) -> np.random.Generator:
@@ -131,6 +140,7 @@ def train(
     rng = seed_everything(options.seed, device)
     network, config = prepare(rasters, bands, classes, options, init, device)
     sources = [RasterSource(p, bands, config.normalization) for p in rasters]
+    clicks = labels
     try:
         if options.pretrain_steps and init is None:
             recon = pretrain(network, config.arch, config.encoder, sources, options.pretrain_steps,
@@ -159,9 +169,24 @@ def train(
         "final_loss": final_loss,
     }
     network.eval()
-    if out is not None:
+    hybrid = None
+    if options.forest_ensemble:
+        hybrid = _fit_forest(network, rasters, clicks, bands, classes, config, options, events)
+    if out is not None and hybrid is not None:
+        save_hybrid(out, hybrid, config)
+    elif out is not None:
         save_model(out, network, config)
-    return TrainResult(config, network, options.epochs, steps, final_loss, time.monotonic() - start)
+    return TrainResult(config, network, options.epochs, steps, final_loss, time.monotonic() - start, hybrid)
+
+
+def _fit_forest(network, rasters, clicks, bands, classes, config: ModelConfig, options: TrainOptions,
+                events) -> HybridModel:  # fmt: skip
+    """The forest of the hybrid, on the clicks alone (not their expansion), reading the network's normalisation."""
+    events.info("fitting the random forest that the network's predictions are averaged with")
+    forest, forest_config = train_forest(rasters, clicks, bands, classes, ForestOptions(seed=options.seed), events,
+                                         config.normalization)  # fmt: skip
+    config.trained["forest"] = {"trees": forest.n_trees, "weight": FOREST_WEIGHT}
+    return HybridModel(network, forest, forest_config)
 
 
 def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device, events) -> tuple[float, int]:

@@ -16,7 +16,9 @@ class TrainOptions:
     batch_size: int = 8
     patches_per_epoch: int = 0
     encoder: str = ""
-    model: str = "unet"  # or "rf": the random forest (seconds per iteration on a CPU; the network is more accurate)
+    # "unet": the network with a random forest fit on the same clicks, averaged (the engine's default, most accurate);
+    # "network": the network alone (faster prediction); "rf": the random forest alone (seconds per iteration on a CPU)
+    model: str = "unet"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ def train_job(rasters: list[str], points: Path, classes: Classes, out: Path, ini
     if options.model == "rf":  # refit on every point: nothing to warm-start, no network options
         return {**job, "model": "rf"}
     job.update(epochs=options.epochs, patch_size=options.patch_size, batch_size=options.batch_size)
+    if options.model == "network":
+        job["forest_ensemble"] = False
     if options.patches_per_epoch:
         job["patches_per_epoch"] = options.patches_per_epoch
     if options.encoder and init is None:
@@ -82,7 +86,8 @@ def model_classes(model_dir: Path) -> list[str] | None:
 
 
 def model_kind(model_dir: Path) -> str | None:
-    """ "unet" for a network's model directory, "rf" for the random forest's, None when it is not readable."""
+    """ "unet" for a network's model directory (with or without its forest), "rf" for the random forest's, None when
+    it is not readable."""
     try:
         config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
         return "rf" if config.get("kind") == "random_forest" else "unet"
@@ -92,8 +97,9 @@ def model_kind(model_dir: Path) -> str | None:
 
 def warm_start(previous_model: Path | None, classes: Classes, kind: str = "unet") -> Path | None:
     """The previous iteration's network when its classes are the session's (same names, same order, as the engine's
-    --init requires), else None: a changed class list, a forest, or another kind of model starts a fresh model."""
-    if previous_model is None or kind != "unet" or model_kind(previous_model) != "unet":
+    --init requires), else None: a changed class list, a forest, or another kind of model starts a fresh model.
+    ``kind``: the settings' model; "unet" and "network" both continue the previous network."""
+    if previous_model is None or kind == "rf" or model_kind(previous_model) != "unet":
         return None
     names = model_classes(previous_model)
     return Path(previous_model) if names == [c.name for c in classes] else None

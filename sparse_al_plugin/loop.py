@@ -93,7 +93,7 @@ class Loop:
         settings = load_settings()
         kind = settings.train.model
         init = warm_start(Path(previous.model_dir), self.c.state.classes, kind) if previous else None
-        if previous and init is None and kind == "unet":
+        if previous and init is None and kind != "rf":
             log("the class list or the model kind changed since the last model: this iteration trains a new model")
         job = train_job([layer.source() for layer in rasters], session.points_file, self.c.state.classes,
                         session.model_dir(number), init, settings.train)  # fmt: skip

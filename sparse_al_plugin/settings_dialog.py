@@ -28,7 +28,11 @@ from .settings import PluginSettings
 from .tasks import CommandTask
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-MODELS = {"unet": "U-Net network (most accurate)", "rf": "Random forest (fast on a CPU)"}
+MODELS = {
+    "unet": "U-Net with a random forest (most accurate)",
+    "network": "U-Net alone (faster prediction)",
+    "rf": "Random forest (fast on a CPU)",
+}
 
 
 class SettingsDialog(QDialog):
@@ -111,7 +115,8 @@ class SettingsDialog(QDialog):
         for kind, label in MODELS.items():
             self.model_combo.addItem(label, kind)
         self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(t.model)))
-        self.model_combo.setToolTip("The network learns most from few clicks; the random forest trains in seconds")
+        self.model_combo.setToolTip("The network and a random forest averaged learn most from few clicks; the "
+                                    "forest alone trains in seconds")  # fmt: skip
         form.addRow("Model", self.model_combo)
         form.addRow("Epochs per iteration", self.epochs_spin)
         form.addRow("Patch size (pixels)", self.patch_spin)

@@ -49,6 +49,22 @@ def test_a_run_from_before_an_option_existed_counts_it_at_its_default(tmp_path, 
     assert len(ran) == 1  # the option asked at another value than its default: run again
 
 
+def test_a_run_from_before_the_forest_ensemble_counts_as_the_network_alone(tmp_path, monkeypatch):
+    """--forest-ensemble arrived on by default; runs stored before it trained the network alone."""
+    argv = _argv(tmp_path / "net", *bench_recipes.RECIPES["network"])
+    _write(tmp_path / "net", argv, _rows([0.3] * bench_recipes.ITERATIONS))
+    summary = json.loads((tmp_path / "net" / "results.json").read_text())
+    del summary["options"]["train"]["forest_ensemble"]
+    (tmp_path / "net" / "results.json").write_text(json.dumps(summary))
+    ran = []
+    monkeypatch.setattr(bench_recipes, "_run_engine", lambda argv_sim, path: ran.append(argv_sim))
+    bench_recipes._run_or_reuse(argv, tmp_path / "net")
+    assert ran == []  # reused as the network alone
+    default = _argv(tmp_path / "net", *bench_recipes.RECIPES["default"])
+    bench_recipes._run_or_reuse(default, tmp_path / "net")
+    assert ran == [default]  # not as the default, which adds the forest
+
+
 @pytest.mark.parametrize("change", ["other_options", "unfinished"])
 def test_a_different_or_unfinished_run_runs_again(tmp_path, monkeypatch, change):
     argv = _argv(tmp_path / "rf", "--model", "rf")

@@ -52,7 +52,7 @@ def test_train_writes_a_model_and_reports_progress(tmp_path, scene, points):
     assert [c["name"] for c in config["classes"]] == CLASSES.split(",")
     assert config["bands"] == [1, 2, 3] and config["in_channels"] == 3
     assert {"low", "high", "mean", "std"} <= set(config["normalization"])
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "weights.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "forest", "weights.safetensors"]
 
 
 @pytest.mark.slow
@@ -215,12 +215,17 @@ def _cancel_training(scene, points, out, sig, *extra) -> tuple[int, list[dict]]:
 def test_cancel_leaves_the_previous_model_intact(tmp_path, scene, points, sig):
     out = tmp_path / "model"
     assert _train(scene, points, out).code == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = _files(out)
+    assert "forest/weights.safetensors" in before
     code, events = _cancel_training(scene, points, out, sig, "--init", out)
     assert code == 130
     assert events[-1]["event"] == "error" and events[-1]["code"] == "cancelled"
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert _files(out) == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.mark.slow

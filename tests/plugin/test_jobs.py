@@ -42,6 +42,16 @@ def test_random_forest_train_job_refits_without_network_options(tmp_path):
     assert args.model == "rf" and args.raster == ["/a.tif"] and args.out == str(tmp_path / "model")
 
 
+def test_network_alone_turns_the_engines_forest_off_and_the_default_leaves_it_on(tmp_path):
+    alone = train_job(["/a.tif"], tmp_path / "points.gpkg", DEFAULT_CLASSES, tmp_path / "model", tmp_path / "previous",
+                      TrainOptions(epochs=3, model="network"))  # fmt: skip
+    args = _engine_parse("train", alone, tmp_path)
+    assert args.forest_ensemble is False and args.init == str(tmp_path / "previous") and args.epochs == 3
+    default = train_job(["/a.tif"], tmp_path / "points.gpkg", DEFAULT_CLASSES, tmp_path / "model", None,
+                        TrainOptions())  # fmt: skip
+    assert _engine_parse("train", default, tmp_path).forest_ensemble is True
+
+
 @pytest.mark.parametrize("command", ["train", "predict", "suggest"])
 def test_fake_engine_knows_only_real_options(command):
     if command != "train" and not _engine_has_options(command, "model"):
@@ -82,6 +92,7 @@ def test_warm_start_only_with_the_same_classes(tmp_path):
     assert warm_start(tmp_path / "missing", DEFAULT_CLASSES) is None
     assert warm_start(None, DEFAULT_CLASSES) is None
     assert warm_start(model, DEFAULT_CLASSES, kind="rf") is None  # the forest refits on every point
+    assert warm_start(model, DEFAULT_CLASSES, kind="network") == model  # the network alone continues it too
 
 
 def test_no_warm_start_of_a_network_from_a_forest(tmp_path):
