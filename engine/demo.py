@@ -7,6 +7,9 @@
 3. Predicts the whole scene with the last model and suggests where to click next.
 4. Leaves in the output folder: scene.tif and reference.tif, prediction.tif, uncertainty.tif, suggestions.gpkg,
    points.gpkg, learning_curve.png, results.csv, and demo.qgs, a QGIS project that opens them all with styles.
+
+The demo trains the network alone: the engine's default adds a random forest (engine/hybrid.py), which makes every
+prediction of the loop several times slower on a CPU; ``--forest-ensemble`` runs the demo with it.
 """
 
 import argparse
@@ -42,6 +45,7 @@ DEMO_TRAIN = {
     "patch_size": 64,
     "patches_per_epoch": 400,
     "lr": 1e-3,
+    "forest_ensemble": False,
 }
 
 
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=DEMO_TRAIN["epochs"], help="epochs per iteration")
     parser.add_argument("--patches-per-epoch", type=int, default=DEMO_TRAIN["patches_per_epoch"])
     parser.add_argument("--encoder", default=DEMO_TRAIN["encoder"])
+    parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction, default=False,
+                        help="add the default's random forest to the network (slower)")  # fmt: skip
     parser.add_argument("--strategy", default="error", help="simulate strategies, e.g. error or error,superpixel")
     parser.add_argument("--budget", type=int, default=60, help="suggestions on the scene after the last iteration")
     parser.add_argument("--seed", type=int, default=0)
@@ -81,6 +87,7 @@ def run_demo(out: Path, args: argparse.Namespace, device: torch.device) -> dict:
             "epochs": args.epochs,
             "patches_per_epoch": args.patches_per_epoch,
             "encoder": args.encoder,
+            "forest_ensemble": args.forest_ensemble,
             "seed": args.seed,
         }
     )

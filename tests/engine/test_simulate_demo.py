@@ -11,11 +11,13 @@ from engine.demo import main
 
 
 @pytest.mark.slow
-def test_demo_writes_every_layer_of_its_project(tmp_path):
+@pytest.mark.parametrize("model", [[], ["--forest-ensemble"]], ids=["network", "hybrid"])
+def test_demo_writes_every_layer_of_its_project(tmp_path, model):
     out = tmp_path / "demo"
     argv = ["--out", str(out), "--size", "256", "--tile-size", "128", "--iterations", "2", "--epochs", "1",
-            "--patches-per-epoch", "16", "--budget", "5", "--device", "cpu"]  # fmt: skip
+            "--patches-per-epoch", "16", "--budget", "5", "--device", "cpu", *model]  # fmt: skip
     assert main(argv) == 0
+    assert (out / "simulation" / "error" / "model" / "forest").exists() == bool(model)
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["iteration"] for r in rows] == ["0", "1"]
