@@ -10,8 +10,11 @@ per training patch; massachusetts_roads: 10 random pixels per class per 512 px c
 network. Recipes:
 
 - ``default``: ``python -m engine simulate`` with the engine's default training options (the network and a random
-  forest fit on the same clicks, their probabilities averaged: engine/hybrid.py);
-- ``network``: the default's network alone (``--no-forest-ensemble``), the default before the hybrid;
+  forest fit on the same clicks, their probabilities averaged: engine/hybrid.py; corrected for the clicks' class
+  balance: engine/prior.py);
+- ``hybrid``: the default without the class-prior correction (``--no-prior-correction``);
+- ``network``: the default's network alone, uncorrected (``--no-forest-ensemble --no-prior-correction``), the
+  default before the hybrid;
 - ``plain_dwcd``: the seed repository's loop: DWCD alone, constant learning rate, no expansion, no consistency, no
   forest;
 - ``rf``: the random forest (``--model rf``), refit on each iteration's clicks;
@@ -21,7 +24,7 @@ network. Recipes:
   (``network`` after 300 self-supervised warm-up steps), ``consistency`` (``network`` plus FixMatch-style
   consistency, weight 1), and
   on top of ``consistency``: ``forest_prior`` (the forest's weak labels), ``consistency_warmup`` (the warm-up),
-  ``long`` (twice the epochs).
+  ``long`` (twice the epochs); ``network_prior`` (``network`` with the class-prior correction).
 """
 
 import argparse
@@ -45,9 +48,10 @@ DATASETS = {
     "massachusetts_roads": ["--tile-size", "512", "--overlap", "32", "--points-per-class", "10",
                             "--initial-points", "10"],
 }  # fmt: skip
-NETWORK = ["--no-forest-ensemble"]
+NETWORK = ["--no-forest-ensemble", "--no-prior-correction"]
 RECIPES = {
     "default": [],
+    "hybrid": ["--no-prior-correction"],
     "network": NETWORK,
     "plain_dwcd": [*NETWORK, "--loss", "dwcd", "--lr-schedule", "constant", "--no-expand-clicks", "--consistency", "0"],
     "rf": ["--model", "rf"],
@@ -59,10 +63,11 @@ RECIPES = {
     "warmup": [*NETWORK, "--pretrain-steps", "300"],
     "consistency_warmup": [*NETWORK, "--consistency", "1", "--pretrain-steps", "300"],
     "long": [*NETWORK, "--consistency", "1", "--epochs", str(2 * EPOCHS)],
+    "network_prior": ["--no-forest-ensemble"],
 }
 COMPARED = ("default", "rf", "plain_dwcd")
 # options added with a default unlike the behaviour before them: a stored run that lacks one ran like this
-BEFORE = {"forest_ensemble": False}
+BEFORE = {"forest_ensemble": False, "prior_correction": False}
 
 
 def main(argv: list[str]) -> None:
@@ -91,7 +96,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--out", default="/tmp/sparse_al_recipes")
     parser.add_argument("--datasets", default="bsb_toy,massachusetts_roads")
-    parser.add_argument("--recipes", default="default,network,rf,plain_dwcd,dense")
+    parser.add_argument("--recipes", default="default,hybrid,network,rf,plain_dwcd,dense")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0, help="runs of another seed go to RECIPE_seedN folders")
     return parser.parse_known_args(argv)[0]  # other benchmarks' options are ignored

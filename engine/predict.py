@@ -31,6 +31,8 @@ from engine import cancel
 from engine.forest import ForestModel, forest_probabilities
 from engine.hybrid import HybridModel, blend
 from engine.models import ModelConfig, output_stride
+from engine.prior import KEY as PRIOR_KEY
+from engine.prior import adjust
 from engine.tiling import Blender, Block, Tile, TileGrid
 
 log = logging.getLogger("engine")
@@ -78,12 +80,21 @@ def predict_probabilities(
     network's output stride) overlap by ``overlap`` pixels and are blended; an image smaller than a tile is padded.
     ``progress(done, total)`` is called after every batch, in tiles. The network runs in eval mode and is put back in
     the mode it was in; on CUDA it is moved to channels-last memory format and runs under autocast (bf16 or fp16).
+    The probabilities are corrected by the class-prior factor the model was trained with, if any (engine/prior.py).
     """
+    prediction = _predict_raw(network, config, image, valid, device, tile_size, overlap, batch_size, mc_samples,
+                              progress)  # fmt: skip
+    prediction.probs = adjust(prediction.probs, config.trained.get(PRIOR_KEY))
+    return prediction
+
+
+def _predict_raw(network, config, image, valid, device, tile_size, overlap, batch_size, mc_samples, progress):
+    """predict_probabilities without the class-prior correction."""
     image = np.asarray(image)
     if isinstance(network, HybridModel):
         tiles = {"tile_size": tile_size, "overlap": overlap, "batch_size": batch_size, "mc_samples": mc_samples}
-        net = predict_probabilities(network.network, config, image, valid, device, **tiles, progress=progress)
-        forest = predict_probabilities(network.forest, network.forest_config, image, valid, device, **tiles)
+        net = _predict_raw(network.network, config, image, valid, device, **tiles, progress=progress)
+        forest = _predict_raw(network.forest, network.forest_config, image, valid, device, **tiles, progress=None)
         return Prediction(*blend(net.probs, forest.probs, network.weight, net.bald, forest.bald))
     if isinstance(network, ForestModel):  # the random forest: exact features of the whole image, BALD from its trees
         if mc_samples > 0:

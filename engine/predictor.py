@@ -14,6 +14,8 @@ from engine.forest import KIND, ForestModel, load_forest, predict_block
 from engine.hybrid import HybridInference, HybridModel, has_forest, load_hybrid
 from engine.models import ModelConfig, load_config, load_model, output_stride
 from engine.predict import Inference
+from engine.prior import KEY as PRIOR_KEY
+from engine.prior import adjust
 
 Model = nn.Module | ForestModel | HybridModel
 
@@ -40,6 +42,20 @@ def stride(model: Model) -> int:
 
 
 def make_inference(model: Model, config: ModelConfig, device: torch.device | str, mc_samples: int = 0):
+    """The batch inference of the tiled prediction, corrected by the model's class-prior factor (engine/prior.py)."""
+    inference = _inference(model, config, device, mc_samples)
+    factor = config.trained.get(PRIOR_KEY)
+    if factor is None:
+        return inference
+
+    def corrected(images, valid=None):
+        probs, bald = inference(images, valid)
+        return adjust(probs, factor), bald
+
+    return corrected
+
+
+def _inference(model: Model, config: ModelConfig, device: torch.device | str, mc_samples: int = 0):
     """The batch inference of the tiled prediction: the network's (MC dropout with ``mc_samples``) or the forest's
     (BALD from its trees when ``mc_samples`` > 0), or both blended for the hybrid."""
     if isinstance(model, HybridModel):

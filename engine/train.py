@@ -30,7 +30,10 @@ from engine.models import (
 )
 from engine.normalization import compute_normalization
 from engine.points import PixelLabels
+from engine.predict import predict_probabilities
 from engine.pretrain import pretrain
+from engine.prior import KEY as PRIOR_KEY
+from engine.prior import WINDOW, factor_of, mean_probabilities
 from engine.sampling import PatchSampler, RasterSource
 
 
@@ -55,6 +58,7 @@ class TrainOptions:
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
     lr_schedule: str = "cosine"  # the learning rate decays to 0 over each run (steadier final models); or "constant"
     forest_ensemble: bool = True  # also fit a random forest on the clicks and average the two (engine/hybrid.py)
+    prior_correction: bool = True  # correct predictions for the clicks' class balance (engine/prior.py)
     seed: int = 0
 
 
@@ -172,11 +176,26 @@ def train(
     hybrid = None
     if options.forest_ensemble:
         hybrid = _fit_forest(network, rasters, clicks, bands, classes, config, options, events)
+    if options.prior_correction:
+        _correct_prior(hybrid or network, config, rasters, bands, clicks, device, rng, events)
     if out is not None and hybrid is not None:
         save_hybrid(out, hybrid, config)
     elif out is not None:
         save_model(out, network, config)
     return TrainResult(config, network, options.epochs, steps, final_loss, time.monotonic() - start, hybrid)
+
+
+def _correct_prior(model, config: ModelConfig, rasters, bands, clicks, device, rng, events) -> None:
+    """Store the class-prior factor of engine/prior.py in ``config.trained`` (from the uncorrected predictions)."""
+    events.info("estimating the classes' shares of the map from a sample of the rasters")
+
+    def predict(image, valid):
+        return predict_probabilities(model, config, image, valid, device, tile_size=WINDOW, overlap=32).probs
+
+    mean = mean_probabilities(predict, rasters, bands, len(config.classes), rng)
+    factor = factor_of(mean, np.concatenate([lab.classes for lab in clicks]).astype(np.int64))
+    if factor is not None:
+        config.trained[PRIOR_KEY] = [round(float(f), 4) for f in factor]
 
 
 def _fit_forest(network, rasters, clicks, bands, classes, config: ModelConfig, options: TrainOptions,

@@ -31,6 +31,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction,
                         default=TrainOptions.forest_ensemble, help="also fit a random forest on the clicks and "
                         "average its probabilities with the network's (default: on)")  # fmt: skip
+    parser.add_argument("--prior-correction", action=argparse.BooleanOptionalAction,
+                        default=TrainOptions.prior_correction, help="correct the predictions for the clicks' class "
+                        "balance, from the classes' predicted shares of the rasters (default: on)")  # fmt: skip
     parser.add_argument("--pretrain-steps", type=int, default=0, help="self-supervised warm-up steps (fresh models)")
 
 
@@ -53,5 +56,6 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr, lr_schedule=args.lr_schedule,
         loss=args.loss, amplification=args.amplification, patches_per_epoch=args.patches_per_epoch,
         expand_clicks=args.expand_clicks, consistency=args.consistency, forest_prior=args.forest_prior,
-        pretrain_steps=args.pretrain_steps, forest_ensemble=args.forest_ensemble, seed=args.seed,
+        pretrain_steps=args.pretrain_steps, forest_ensemble=args.forest_ensemble,
+        prior_correction=args.prior_correction, seed=args.seed,
     )  # fmt: skip

@@ -1,0 +1,75 @@
+"""Class-prior correction: the clicks' class balance is not the map's.
+
+A user clicks a few points of every class, and error clicks come in equal numbers per class, so the models learn as
+if every class covered the same share of the map; on a map that is 93% background and 7% road they paint far too
+much road. After training, the model predicts a sample of the training rasters; the mean predicted probability of
+each class there, divided by its share of the clicks, is the first step of the EM label-shift correction of Saerens
+et al. (2002, "Adjusting the outputs of a classifier to new a priori probabilities"). Every later prediction
+multiplies the probabilities by that ratio to the power ``STRENGTH`` (then renormalises).
+
+Measured (docs/benchmarks.md, "Label efficiency by recipe"): iterating EM to convergence overshoots with these
+models (it erased the road class of massachusetts_roads); the full first step helped massachusetts_roads (mean mIoU
++0.055) but hurt bsb_toy (-0.022), where the model's predicted shares are themselves off; half of it in log space
+(the square root) was better than both on both datasets' final models.
+"""
+
+import numpy as np
+
+from engine.raster_io import open_raster, read_window
+
+KEY = "class_prior_factor"  # in config.trained
+STRENGTH = 0.5  # the power of the EM step's ratio that is applied
+WINDOW = 256  # side of the sampled windows
+WINDOWS = 8  # most windows per training run, spread over the rasters
+
+
+def factor_of(mean_probs: np.ndarray, click_classes: np.ndarray, strength: float = STRENGTH) -> np.ndarray | None:
+    """Per-class factors (mean 1 over the classes clicked): (predicted share / clicked share) ** strength; None when
+    no class was clicked. Classes never clicked keep factor 1 (the model never learnt them; nothing to correct)."""
+    n = len(mean_probs)
+    counts = np.bincount(click_classes, minlength=n).astype(np.float64)
+    if counts.sum() == 0:
+        return None
+    clicked = counts > 0
+    factor = np.ones(n)
+    factor[clicked] = (np.clip(mean_probs[clicked], 1e-6, None) / (counts[clicked] / counts.sum())) ** strength
+    factor[clicked] = np.clip(factor[clicked] / factor[clicked].mean(), 1e-3, None)
+    return factor
+
+
+def adjust(probs: np.ndarray, factor) -> np.ndarray:
+    """``probs`` (classes on axis -3) times ``factor``, renormalised; pixels of probability 0 everywhere stay 0."""
+    if factor is None:
+        return probs
+    shape = (len(factor), 1, 1)
+    out = probs * np.asarray(factor, np.float32).reshape(shape)
+    total = out.sum(axis=-3, keepdims=True)
+    return np.divide(out, total, out=np.zeros_like(out), where=total > 0).astype(np.float32)
+
+
+def sample_windows(rasters, rng: np.random.Generator, windows: int = WINDOWS, side: int = WINDOW):
+    """(raster, row, col, height, width) of up to ``windows`` windows, spread over the rasters in turn."""
+    sizes = []
+    for path in rasters:
+        with open_raster(path) as ds:
+            sizes.append((ds.height, ds.width))
+    out, order = [], rng.permutation(len(rasters))
+    for k in range(windows):
+        index = int(order[k % len(rasters)])
+        height, width = sizes[index]
+        h, w = min(side, height), min(side, width)
+        out.append((rasters[index], int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w))
+    return out
+
+
+def mean_probabilities(predict, rasters, bands: list[int], n_classes: int, rng) -> np.ndarray:
+    """The mean class probabilities of ``predict(image, valid)`` over the valid pixels of sampled windows."""
+    total, count = np.zeros(n_classes), 0
+    for path, row, col, h, w in sample_windows(rasters, rng):
+        with open_raster(path) as ds:
+            image, valid = read_window(ds, bands, row, col, h, w)
+        if valid.any():
+            probs = predict(image, valid)
+            total += probs[:, valid].sum(axis=1)
+            count += int(valid.sum())
+    return total / max(count, 1)
