@@ -8,8 +8,9 @@
 4. Leaves in the output folder: scene.tif and reference.tif, prediction.tif, uncertainty.tif, suggestions.gpkg,
    points.gpkg, learning_curve.png, results.csv, and demo.qgs, a QGIS project that opens them all with styles.
 
-The demo trains the network alone: the engine's default adds a random forest (engine/hybrid.py), which makes every
-prediction of the loop several times slower on a CPU; ``--forest-ensemble`` runs the demo with it.
+The demo trains the network alone, uncorrected (the default before the hybrid): the engine's default adds a random
+forest (engine/hybrid.py), which makes every prediction of the loop several times slower on a CPU, and a class-prior
+correction (engine/prior.py); ``--forest-ensemble`` runs the demo with both.
 """
 
 import argparse
@@ -46,6 +47,7 @@ DEMO_TRAIN = {
     "patches_per_epoch": 400,
     "lr": 1e-3,
     "forest_ensemble": False,
+    "prior_correction": False,
 }
 
 
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patches-per-epoch", type=int, default=DEMO_TRAIN["patches_per_epoch"])
     parser.add_argument("--encoder", default=DEMO_TRAIN["encoder"])
     parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction, default=False,
-                        help="add the default's random forest to the network (slower)")  # fmt: skip
+                        help="the default's random forest and prior correction (slower)")  # fmt: skip
     parser.add_argument("--strategy", default="error", help="simulate strategies, e.g. error or error,superpixel")
     parser.add_argument("--budget", type=int, default=60, help="suggestions on the scene after the last iteration")
     parser.add_argument("--seed", type=int, default=0)
@@ -88,6 +90,7 @@ def run_demo(out: Path, args: argparse.Namespace, device: torch.device) -> dict:
             "patches_per_epoch": args.patches_per_epoch,
             "encoder": args.encoder,
             "forest_ensemble": args.forest_ensemble,
+            "prior_correction": args.forest_ensemble,
             "seed": args.seed,
         }
     )

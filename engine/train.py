@@ -70,12 +70,12 @@ class TrainResult:
     steps: int
     final_loss: float
     seconds: float
-    forest: HybridModel | None = None  # with options.forest_ensemble: the network and its forest
+    hybrid: HybridModel | None = None  # with options.forest_ensemble: the network and its forest
 
     @property
     def model(self) -> torch.nn.Module | HybridModel:
         """What predicts: the hybrid when a forest was fit, else the network."""
-        return self.forest if self.forest is not None else self.network
+        return self.hybrid if self.hybrid is not None else self.network
 
 
 def seed_everything(seed: int, device: torch.device) -> np.random.Generator:
