@@ -1,7 +1,7 @@
 """Label efficiency by recipe (issue 6): the engine's default recipe against the random forest and the plain DWCD
 loop at every iteration, with the same network trained on the dense labels as the ceiling.
 
-    python -m benchmarks bench_recipes                      # bsb_toy and massachusetts_roads (about 1 h on 2 cores)
+    python -m benchmarks bench_recipes                      # bsb_toy and massachusetts_roads (hours on 2 cores)
     python -m benchmarks bench_recipes --datasets bsb_toy --recipes default,rf
 
 The seed paper's protocol on each dataset: start from the seed points (bsb_toy: the dataset's own, 1 pixel per class
@@ -21,10 +21,9 @@ network. Recipes:
 - ``dense``: the network trained with cross-entropy on every labelled pixel, for twice the epochs of a whole sparse
   run (``--dense-epochs``);
 - levers of the network alone, not run unless named: ``dwcd_ce`` (``network`` without click expansion), ``warmup``
-  (``network`` after 300 self-supervised warm-up steps), ``consistency`` (``network`` plus FixMatch-style
-  consistency, weight 1), and
-  on top of ``consistency``: ``forest_prior`` (the forest's weak labels), ``consistency_warmup`` (the warm-up),
-  ``long`` (twice the epochs); ``network_prior`` (``network`` with the class-prior correction).
+  (``network`` after 300 self-supervised warm-up steps), ``consistency`` (``network`` plus FixMatch-style consistency,
+  weight 1), and on top of ``consistency``: ``forest_prior`` (the forest's weak labels), ``consistency_warmup`` (the
+  warm-up), ``long`` (twice the epochs); ``network_prior`` (``network`` with the class-prior correction).
 """
 
 import argparse
