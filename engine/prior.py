@@ -20,7 +20,7 @@ from engine.raster_io import open_raster, read_window
 KEY = "class_prior_factor"  # in config.trained
 STRENGTH = 0.5  # the power of the EM step's ratio that is applied
 WINDOW = 256  # side of the sampled windows
-WINDOWS = 8  # most windows per training run, spread over the rasters
+WINDOWS = 8  # most windows per training run, drawn from all the rasters
 
 
 def factor_of(mean_probs: np.ndarray, click_classes: np.ndarray, strength: float = STRENGTH) -> np.ndarray | None:
@@ -48,18 +48,18 @@ def adjust(probs: np.ndarray, factor) -> np.ndarray:
 
 
 def sample_windows(rasters, rng: np.random.Generator, windows: int = WINDOWS, side: int = WINDOW):
-    """(raster, row, col, height, width) of up to ``windows`` windows, spread over the rasters in turn."""
-    sizes = []
+    """(raster, row, col, height, width) of up to ``windows`` distinct windows, drawn at random from a grid of
+    ``side`` px windows over all the rasters (a raster smaller than a window is one window)."""
+    grid = []
     for path in rasters:
         with open_raster(path) as ds:
-            sizes.append((ds.height, ds.width))
-    out, order = [], rng.permutation(len(rasters))
-    for k in range(windows):
-        index = int(order[k % len(rasters)])
-        height, width = sizes[index]
+            height, width = ds.height, ds.width
         h, w = min(side, height), min(side, width)
-        out.append((rasters[index], int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w))
-    return out
+        grid += [(path, min(r, height - h), min(c, width - w), h, w)
+                 for r in range(0, height, side) for c in range(0, width, side)]  # fmt: skip
+    if len(grid) <= windows:
+        return grid
+    return [grid[i] for i in sorted(rng.choice(len(grid), windows, replace=False))]
 
 
 def mean_probabilities(predict, rasters, bands: list[int], n_classes: int, rng) -> np.ndarray:

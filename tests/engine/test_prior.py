@@ -10,7 +10,7 @@ from engine.classes import parse_classes
 from engine.events import Events
 from engine.predict import predict_probabilities
 from engine.predictor import load_any, make_inference
-from engine.prior import KEY, WINDOW, adjust, factor_of, mean_probabilities
+from engine.prior import KEY, WINDOW, adjust, factor_of, mean_probabilities, sample_windows
 from engine.raster_io import open_raster, read_window
 from engine.train import TrainOptions, train
 from tests.fixtures import clicks_per_class, write_raster
@@ -50,6 +50,17 @@ def test_mean_probabilities_average_the_valid_pixels_of_the_sampled_windows(tmp_
 
     mean = mean_probabilities(predict, [path], [1], 2, np.random.default_rng(0))
     np.testing.assert_allclose(mean, [0.75, 0.25])  # one window: the whole 64 x 64 raster
+
+
+def test_sampled_windows_are_distinct_and_inside_their_raster(tmp_path):
+    small = write_raster(tmp_path / "small.tif", np.zeros((1, 100, 120), np.uint8))
+    large = write_raster(tmp_path / "large.tif", np.zeros((1, 600, 520), np.uint8))
+    assert sample_windows([small], np.random.default_rng(0)) == [(small, 0, 0, 100, 120)]  # once, not 8 times
+    windows = sample_windows([small, large], np.random.default_rng(0), windows=8, side=256)
+    assert len(windows) == len(set(windows)) == 8  # of the 1 + 3 x 3 grid windows
+    for path, row, col, h, w in windows:
+        height, width = (100, 120) if path == small else (600, 520)
+        assert 0 <= row <= height - h and 0 <= col <= width - w
 
 
 @pytest.mark.slow
