@@ -1,21 +1,13 @@
 """Class-prior correction: the clicks' equal class balance against the map's."""
 
-import io
-
 import numpy as np
 import pytest
-import torch
 
-from engine.classes import parse_classes
-from engine.events import Events
 from engine.predict import predict_probabilities
 from engine.predictor import load_any, make_inference
 from engine.prior import KEY, WINDOW, adjust, factor_of, mean_probabilities, sample_windows
-from engine.raster_io import open_raster, read_window
-from engine.train import TrainOptions, train
+from tests.engine.test_hybrid import _image, _train
 from tests.fixtures import clicks_per_class, write_raster
-
-CLASSES = parse_classes("background,red,blue")
 
 
 def test_the_factor_is_the_predicted_share_over_the_clicked_share():
@@ -66,13 +58,10 @@ def test_sampled_windows_are_distinct_and_inside_their_raster(tmp_path):
 @pytest.mark.slow
 def test_training_stores_the_factor_of_its_own_uncorrected_predictions_and_predictions_apply_it(tmp_path, scene):
     clicks = clicks_per_class(scene.label, 6)  # 6 per class: as if the classes covered equal shares
-    options = TrainOptions(epochs=1, patch_size=64, batch_size=2, patches_per_epoch=4)
-    events = Events("json", io.StringIO())
-    train([scene.image], [clicks], [1, 2, 3], CLASSES, options, torch.device("cpu"), events, None, tmp_path / "m")
+    _train(scene, tmp_path / "m", clicks)
     model, config = load_any(tmp_path / "m")
     factor = np.array(config.trained[KEY])
-    with open_raster(scene.image) as ds:
-        image, valid = read_window(ds, [1, 2, 3], 0, 0, ds.height, ds.width)
+    image, valid = _image(scene)
     corrected = predict_probabilities(model, config, image, valid, "cpu", tile_size=WINDOW, overlap=32).probs
     config.trained.pop(KEY)
     raw = predict_probabilities(model, config, image, valid, "cpu", tile_size=WINDOW, overlap=32).probs
@@ -85,6 +74,5 @@ def test_training_stores_the_factor_of_its_own_uncorrected_predictions_and_predi
     config.trained[KEY] = factor.tolist()
     np.testing.assert_allclose(make_inference(model, config, "cpu")(tiles)[0], adjust(raw_tiles, factor), atol=1e-6)
 
-    options = TrainOptions(epochs=1, patch_size=64, batch_size=2, patches_per_epoch=4, prior_correction=False)
-    train([scene.image], [clicks], [1, 2, 3], CLASSES, options, torch.device("cpu"), events, None, tmp_path / "n")
+    _train(scene, tmp_path / "n", clicks, prior_correction=False)
     assert KEY not in load_any(tmp_path / "n")[1].trained
