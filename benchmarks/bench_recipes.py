@@ -11,10 +11,10 @@ network. Recipes:
 
 - ``default``: ``python -m engine simulate`` with the engine's default training options (the network and a random
   forest fit on the same clicks, their probabilities averaged: engine/hybrid.py; corrected for the clicks' class
-  balance: engine/prior.py);
-- ``hybrid``: the default without the class-prior correction (``--no-prior-correction``);
-- ``network``: the default's network alone, uncorrected (``--no-forest-ensemble --no-prior-correction``), the
-  default before the hybrid;
+  balance: engine/prior.py; smoothed over superpixels: engine/smoothing.py);
+- ``no_smoothing``: the default without the superpixel smoothing (``--no-superpixel-smoothing``);
+- ``hybrid``: ``no_smoothing`` without the class-prior correction (``--no-prior-correction``);
+- ``network``: the default's network alone, uncorrected and unsmoothed, the default before the hybrid;
 - ``plain_dwcd``: the seed repository's loop: DWCD alone, constant learning rate, no expansion, no consistency, no
   forest;
 - ``rf``: the random forest (``--model rf``), refit on each iteration's clicks;
@@ -47,10 +47,11 @@ DATASETS = {
     "massachusetts_roads": ["--tile-size", "512", "--overlap", "32", "--points-per-class", "10",
                             "--initial-points", "10"],
 }  # fmt: skip
-NETWORK = ["--no-forest-ensemble", "--no-prior-correction"]
+NETWORK = ["--no-forest-ensemble", "--no-prior-correction", "--no-superpixel-smoothing"]
 RECIPES = {
     "default": [],
-    "hybrid": ["--no-prior-correction"],
+    "no_smoothing": ["--no-superpixel-smoothing"],
+    "hybrid": ["--no-prior-correction", "--no-superpixel-smoothing"],
     "network": NETWORK,
     "plain_dwcd": [*NETWORK, "--loss", "dwcd", "--lr-schedule", "constant", "--no-expand-clicks", "--consistency", "0"],
     "rf": ["--model", "rf"],
@@ -62,11 +63,11 @@ RECIPES = {
     "warmup": [*NETWORK, "--pretrain-steps", "300"],
     "consistency_warmup": [*NETWORK, "--consistency", "1", "--pretrain-steps", "300"],
     "long": [*NETWORK, "--consistency", "1", "--epochs", str(2 * EPOCHS)],
-    "network_prior": ["--no-forest-ensemble"],
+    "network_prior": ["--no-forest-ensemble", "--no-superpixel-smoothing"],
 }
 COMPARED = ("default", "rf", "plain_dwcd")
 # options added with a default unlike the behaviour before them: a stored run that lacks one ran like this
-BEFORE = {"forest_ensemble": False, "prior_correction": False}
+BEFORE = {"forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False}
 
 
 def main(argv: list[str]) -> None:
@@ -95,7 +96,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--out", default="/tmp/sparse_al_recipes")
     parser.add_argument("--datasets", default="bsb_toy,massachusetts_roads")
-    parser.add_argument("--recipes", default="default,hybrid,network,rf,plain_dwcd,dense")
+    parser.add_argument("--recipes", default="default,no_smoothing,network,rf,plain_dwcd,dense")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0, help="runs of another seed go to RECIPE_seedN folders")
     return parser.parse_known_args(argv)[0]  # other benchmarks' options are ignored

@@ -48,6 +48,7 @@ DEMO_TRAIN = {
     "lr": 1e-3,
     "forest_ensemble": False,
     "prior_correction": False,
+    "superpixel_smoothing": False,
 }
 
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patches-per-epoch", type=int, default=DEMO_TRAIN["patches_per_epoch"])
     parser.add_argument("--encoder", default=DEMO_TRAIN["encoder"])
     parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction, default=False,
-                        help="the default's random forest and prior correction (slower)")  # fmt: skip
+                        help="the default's forest, prior correction and superpixel smoothing (slower)")  # fmt: skip
     parser.add_argument("--strategy", default="error", help="simulate strategies, e.g. error or error,superpixel")
     parser.add_argument("--budget", type=int, default=60, help="suggestions on the scene after the last iteration")
     parser.add_argument("--seed", type=int, default=0)
@@ -91,6 +92,7 @@ def run_demo(out: Path, args: argparse.Namespace, device: torch.device) -> dict:
             "encoder": args.encoder,
             "forest_ensemble": args.forest_ensemble,
             "prior_correction": args.forest_ensemble,
+            "superpixel_smoothing": args.forest_ensemble,
             "seed": args.seed,
         }
     )

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.segmentation import slic
 
 from engine.points import PixelLabels
+from engine.superpixels import masked_slic
 
 Reader = Callable[[int, int, int], tuple[np.ndarray, np.ndarray]]  # (row, col, size) -> normalised image, valid
 
@@ -30,11 +30,12 @@ def superpixel_region(
     image: np.ndarray, valid: np.ndarray, row: int, col: int, options: ExpansionOptions
 ) -> np.ndarray:
     """The bool mask (H x W) of pixels that the click at (row, col) spreads to, itself included."""
-    segments = slic(
-        np.moveaxis(image, 0, -1).astype(np.float64), n_segments=max(4, image[0].size // options.region**2),
-        compactness=options.compactness, channel_axis=-1, start_label=1, mask=valid, convert2lab=False,
-        enforce_connectivity=True,
-    )  # fmt: skip
+    segments = masked_slic(
+        np.moveaxis(image, 0, -1).astype(np.float64),
+        valid,
+        n_segments=max(4, image[0].size // options.region**2),
+        compactness=options.compactness,
+    )
     if segments[row, col] == 0:
         return np.zeros(valid.shape, bool)
     distance = np.sqrt(((image - image[:, row : row + 1, col : col + 1]) ** 2).mean(axis=0))

@@ -2,8 +2,9 @@
 each band, fit on the labelled pixels.
 
 The fitted forest is stored without pickle: each scikit-learn tree's arrays (children, split feature, threshold,
-leaf class probabilities) are concatenated into weights.safetensors, and prediction is a numpy traversal of all
-trees at once, one depth step at a time. A model directory holds config.json (``"kind": "random_forest"``, the
+leaf class probabilities) are concatenated into weights.safetensors. Prediction rebuilds scikit-learn's compiled
+trees from those arrays (engine/forest_compiled.py), or where that fails traverses all trees at once in numpy, one
+depth step at a time. A model directory holds config.json (``"kind": "random_forest"``, the
 feature settings under ``"features"``) and weights.safetensors, like a network's (CONTRACT.md).
 """
 
@@ -24,6 +25,7 @@ from engine.classes import ClassInfo
 from engine.errors import InputError, InputFileError
 from engine.events import Events
 from engine.features import FeatureSettings, compute_features, tiles
+from engine.forest_compiled import compiled_trees, leaf_sums
 from engine.models import ModelConfig, load_config
 from engine.normalization import Normalization, compute_normalization
 from engine.points import PixelLabels
@@ -31,7 +33,8 @@ from engine.raster_io import open_raster, read_window
 
 KIND = "random_forest"
 FORMAT = "sparse_al_random_forest_v1"
-TRAVERSAL_ENTRIES = 500_000  # (tree, pixel) pairs traversed together: bounds memory, stays cache-friendly
+TRAVERSAL_ENTRIES = 500_000  # numpy traversal: (tree, pixel) pairs descending together (memory, cache)
+COMPILED_CHUNK = 65_536  # compiled trees: pixels whose leaves are summed together (memory per thread)
 
 
 @dataclass
@@ -106,6 +109,12 @@ class ForestModel:
         return _entropy(self.value.astype(np.float64))
 
     @cached_property
+    def compiled(self) -> list | None:
+        """The trees as scikit-learn Tree objects for :func:`predict_proba`, or None (then the numpy traversal)."""
+        return compiled_trees(self.offsets, self.children_left, self.children_right, self.feature, self.threshold,
+                              self.n_features, self.n_classes)  # fmt: skip
+
+    @cached_property
     def _traversal(self) -> tuple[np.ndarray, ...]:
         """Children as one array (node n's right child at 2n, left child at 2n + 1, global indexes; a leaf is its
         own child), split features (0 at leaves), float32 thresholds, the leaf mask and the roots."""
@@ -128,10 +137,10 @@ def float32_at_most(threshold: np.ndarray) -> np.ndarray:
     return t32
 
 
-def predict_proba(model: ForestModel, features: np.ndarray, bald: bool = False):
+def predict_proba(model: ForestModel, features: np.ndarray, bald: bool = False, workers: int = 1):
     """Class probabilities (N x C float32) of N x F float32 features: the mean over trees of each leaf's class
-    probabilities, as scikit-learn's predict_proba. All (tree, pixel) pairs of a chunk of pixels descend together,
-    one depth step at a time; every other step, once enough pairs sit on leaves, those pairs drop out.
+    probabilities, as scikit-learn's predict_proba. Leaves are found by scikit-learn's compiled trees, split over
+    ``workers`` threads (engine/forest_compiled.py), or where those cannot be rebuilt by the numpy traversal.
 
     With ``bald``, returns (probabilities, BALD): the trees play the role of MC dropout's samples, so BALD is the
     entropy of the mean minus the mean of the trees' entropies, divided by log C (in [0, 1])."""
@@ -140,19 +149,29 @@ def predict_proba(model: ForestModel, features: np.ndarray, bald: bool = False):
         raise ValueError(f"features of shape {features.shape}; the forest needs N x {model.n_features}")
     out = np.empty((features.shape[0], model.n_classes), np.float32)
     mutual = np.zeros(features.shape[0], np.float32) if bald else None
-    chunk = max(1, TRAVERSAL_ENTRIES // model.n_trees)
+    trees = model.compiled
+    chunk = COMPILED_CHUNK if trees is not None else max(1, TRAVERSAL_ENTRIES // model.n_trees)
     for start in range(0, features.shape[0], chunk):
         block = features[start : start + chunk]
-        reached = _leaves(model, block).reshape(model.n_trees, len(block))
-        total = np.zeros((len(block), model.n_classes), np.float64)
-        for leaves in reached:
-            total += model.value[leaves]
+        if trees is not None:
+            total, entropy = leaf_sums(trees, model.offsets, model.value, model._leaf_entropy, block, workers, bald)
+        else:
+            total, entropy = _numpy_leaf_sums(model, block, bald)
         mean = total / model.n_trees
         out[start : start + len(block)] = mean
         if mutual is not None:
-            tree_entropy = model._leaf_entropy[reached].mean(axis=0)
+            tree_entropy = entropy / model.n_trees
             mutual[start : start + len(block)] = np.clip((_entropy(mean) - tree_entropy) / _log_classes(model), 0, 1)
     return (out, mutual) if bald else out
+
+
+def _numpy_leaf_sums(model: ForestModel, block: np.ndarray, bald: bool):
+    """What forest_compiled.leaf_sums returns, from the numpy traversal."""
+    reached = _leaves(model, block).reshape(model.n_trees, len(block))
+    total = np.zeros((len(block), model.n_classes), np.float64)
+    for leaves in reached:
+        total += model.value[leaves]
+    return total, (model._leaf_entropy[reached].sum(axis=0) if bald else None)
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:
@@ -395,8 +414,8 @@ def predict_block(model, settings, padded, padded_valid, core_in_pad, core_valid
     padded = fill_invalid(padded, padded_valid)
     feats = compute_features(padded, settings, workers)[core_in_pad][core_valid]
     if bald_out is None:
-        probs_out[:, core_valid] = predict_proba(model, feats).T
+        probs_out[:, core_valid] = predict_proba(model, feats, workers=workers).T
         return
-    probs, mutual = predict_proba(model, feats, bald=True)
+    probs, mutual = predict_proba(model, feats, bald=True, workers=workers)
     probs_out[:, core_valid] = probs.T
     bald_out[core_valid] = mutual

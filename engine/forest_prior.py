@@ -51,7 +51,7 @@ def forest_labels(sources, labels: list[PixelLabels], n_classes: int, options: F
             image, valid = image[:, :h, :w], valid[:h, :w]
             probs = np.zeros((n_classes, h, w), np.float32)
             feats = compute_features(fill_invalid(image, valid), settings, workers)
-            probs[:, valid] = predict_proba(model, feats[valid]).T
+            probs[:, valid] = predict_proba(model, feats[valid], workers=workers).T
             for r, c, k in _confident(probs, options, rng):
                 if (r + row0, c + col0) not in taken:
                     rows.append(r + row0)

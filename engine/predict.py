@@ -33,6 +33,8 @@ from engine.hybrid import HybridModel, blend
 from engine.models import ModelConfig, output_stride
 from engine.prior import KEY as PRIOR_KEY
 from engine.prior import adjust
+from engine.smoothing import KEY as SMOOTHING_KEY
+from engine.smoothing import smooth
 from engine.tiling import Blender, Block, Tile, TileGrid
 
 log = logging.getLogger("engine")
@@ -85,6 +87,7 @@ def predict_probabilities(
     prediction = _predict_raw(network, config, image, valid, device, tile_size, overlap, batch_size, mc_samples,
                               progress)  # fmt: skip
     prediction.probs = adjust(prediction.probs, config.trained.get(PRIOR_KEY))
+    prediction.probs = smooth(prediction.probs, image, valid, config.trained.get(SMOOTHING_KEY))
     return prediction
 
 

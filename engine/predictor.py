@@ -16,6 +16,8 @@ from engine.models import ModelConfig, load_config, load_model, output_stride
 from engine.predict import Inference
 from engine.prior import KEY as PRIOR_KEY
 from engine.prior import adjust
+from engine.smoothing import KEY as SMOOTHING_KEY
+from engine.smoothing import smooth_batch
 
 Model = nn.Module | ForestModel | HybridModel
 
@@ -42,15 +44,16 @@ def stride(model: Model) -> int:
 
 
 def make_inference(model: Model, config: ModelConfig, device: torch.device | str, mc_samples: int = 0):
-    """The batch inference of the tiled prediction, corrected by the model's class-prior factor (engine/prior.py)."""
+    """The batch inference of the tiled prediction, corrected by the model's class-prior factor (engine/prior.py)
+    and smoothed over each tile's superpixels (engine/smoothing.py) where the model's config asks for them."""
     inference = _inference(model, config, device, mc_samples)
-    factor = config.trained.get(PRIOR_KEY)
-    if factor is None:
+    factor, smoothing = config.trained.get(PRIOR_KEY), config.trained.get(SMOOTHING_KEY)
+    if factor is None and smoothing is None:
         return inference
 
     def corrected(images, valid=None):
         probs, bald = inference(images, valid)
-        return adjust(probs, factor), bald
+        return smooth_batch(adjust(probs, factor), images, valid, smoothing), bald
 
     return corrected
 

@@ -3,6 +3,7 @@
 import numpy as np
 from affine import Affine
 from rasterio.features import shapes
+from scipy import ndimage
 from shapely.geometry import shape
 from skimage.segmentation import slic
 
@@ -24,20 +25,23 @@ def segment(image: np.ndarray, valid: np.ndarray, region_size: int = 24, compact
     """SLIC superpixels of about ``region_size`` x ``region_size`` pixels over the valid pixels of ``image``
     (bands x H x W). Returns int32 ids, 1.. inside ``valid`` and 0 outside."""
     valid = np.asarray(valid, bool)
-    count = int(valid.sum())
-    if count == 0:
+    if not valid.any():
         return np.zeros(valid.shape, np.int32)
-    n_segments = max(1, round(count / float(region_size) ** 2))
-    segments = slic(
-        scaled_bands(image, valid),
-        n_segments=n_segments,
-        compactness=compactness,
-        mask=valid,
-        start_label=1,
-        channel_axis=-1,
-        convert2lab=False,
-        enforce_connectivity=True,
-    )
+    n_segments = max(1, round(valid.size / float(region_size) ** 2))
+    return masked_slic(scaled_bands(image, valid), valid, n_segments=n_segments, compactness=compactness)
+
+
+def masked_slic(image: np.ndarray, valid: np.ndarray, **slic_options) -> np.ndarray:
+    """SLIC (int32 ids from 1, connected) of an H x W x bands image, with 0 where ``valid`` is False.
+
+    skimage's own ``mask`` places the initial centres by k-means over the masked pixels: 20 to 50 times slower
+    than SLIC itself on a 512 px tile. Here invalid pixels take their nearest valid pixel's values, SLIC runs on the
+    regular grid, and the superpixels are cut back to the valid pixels."""
+    if not valid.all():
+        rows, cols = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+        image = image[rows, cols]
+    segments = slic(image, start_label=1, channel_axis=-1, convert2lab=False, enforce_connectivity=True,
+                    **slic_options)  # fmt: skip
     segments = np.asarray(segments, np.int32)
     segments[~valid] = 0
     return segments

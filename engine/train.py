@@ -35,6 +35,8 @@ from engine.pretrain import pretrain
 from engine.prior import KEY as PRIOR_KEY
 from engine.prior import WINDOW, factor_of, mean_probabilities
 from engine.sampling import PatchSampler, RasterSource
+from engine.smoothing import KEY as SMOOTHING_KEY
+from engine.smoothing import settings as smoothing_settings
 
 
 @dataclass
@@ -59,6 +61,7 @@ class TrainOptions:
     lr_schedule: str = "cosine"  # the learning rate decays to 0 over each run (steadier final models); or "constant"
     forest_ensemble: bool = True  # also fit a random forest on the clicks and average the two (engine/hybrid.py)
     prior_correction: bool = True  # correct predictions for the clicks' class balance (engine/prior.py)
+    superpixel_smoothing: bool = True  # smooth predictions over the image's superpixels (engine/smoothing.py)
     seed: int = 0
 
 
@@ -178,6 +181,8 @@ def train(
         hybrid = _fit_forest(network, rasters, clicks, bands, classes, config, options, events)
     if options.prior_correction:
         _correct_prior(hybrid or network, config, rasters, bands, clicks, device, rng, events)
+    if options.superpixel_smoothing:
+        config.trained[SMOOTHING_KEY] = smoothing_settings()
     if out is not None and hybrid is not None:
         save_hybrid(out, hybrid, config)
     elif out is not None:

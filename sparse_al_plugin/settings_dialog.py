@@ -30,7 +30,7 @@ from .tasks import CommandTask
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODELS = {
     "unet": "U-Net with a random forest (most accurate)",
-    "network": "U-Net alone (prediction about 8x faster on a CPU)",
+    "network": "U-Net alone (prediction about 2.5x faster on a CPU)",
     "rf": "Random forest (fast on a CPU)",
 }
 

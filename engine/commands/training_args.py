@@ -34,6 +34,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--prior-correction", action=argparse.BooleanOptionalAction,
                         default=TrainOptions.prior_correction, help="correct the predictions for the clicks' class "
                         "balance, from the classes' predicted shares of the rasters (default: on)")  # fmt: skip
+    parser.add_argument("--superpixel-smoothing", action=argparse.BooleanOptionalAction,
+                        default=TrainOptions.superpixel_smoothing, help="average each pixel's predicted "
+                        "probabilities with its superpixel's, half and half (default: on)")  # fmt: skip
     parser.add_argument("--pretrain-steps", type=int, default=0, help="self-supervised warm-up steps (fresh models)")
 
 
@@ -57,5 +60,5 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         loss=args.loss, amplification=args.amplification, patches_per_epoch=args.patches_per_epoch,
         expand_clicks=args.expand_clicks, consistency=args.consistency, forest_prior=args.forest_prior,
         pretrain_steps=args.pretrain_steps, forest_ensemble=args.forest_ensemble,
-        prior_correction=args.prior_correction, seed=args.seed,
+        prior_correction=args.prior_correction, superpixel_smoothing=args.superpixel_smoothing, seed=args.seed,
     )  # fmt: skip

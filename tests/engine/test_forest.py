@@ -1,5 +1,5 @@
-"""The random-forest baseline: numpy traversal against scikit-learn, training on a scene, the pickle-free model
-directory, determinism, tiled prediction and the `train --model rf` command."""
+"""The random-forest baseline: compiled and numpy traversals against scikit-learn, training on a scene, the
+pickle-free model directory, determinism, tiled prediction and the `train --model rf` command."""
 
 import json
 import pickle
@@ -58,10 +58,24 @@ def _sklearn_forest(seed=0, n=600, features=8, classes=(0, 1, 3), **kwargs):
     return forest, x
 
 
+def _model(forest, n_classes, traversal):
+    """The forest's flat model, made to use the compiled trees or the numpy traversal."""
+    model = from_sklearn(forest, n_classes)
+    if traversal == "numpy":
+        model.__dict__["compiled"] = None  # what a scikit-learn whose private layout changed gives
+    else:
+        assert model.compiled is not None
+    return model
+
+
+TRAVERSALS = ["compiled", "numpy"]
+
+
+@pytest.mark.parametrize("traversal", TRAVERSALS)
 @pytest.mark.parametrize("kwargs", [{}, {"max_depth": 3}, {"min_samples_leaf": 5, "bootstrap": False}])
-def test_numpy_traversal_equals_sklearn_predict_proba(kwargs):
+def test_traversal_equals_sklearn_predict_proba(kwargs, traversal):
     forest, x_train = _sklearn_forest(**kwargs)
-    model = from_sklearn(forest, n_classes=5)
+    model = _model(forest, 5, traversal)
     rng = np.random.default_rng(1)
     x_new = rng.normal(size=(5000, 8)).astype(np.float32)
     for x in (x_train, x_new):  # training pixels sit exactly on either side of the thresholds
@@ -72,12 +86,38 @@ def test_numpy_traversal_equals_sklearn_predict_proba(kwargs):
         np.testing.assert_allclose(ours.sum(axis=1), 1, atol=1e-5)
 
 
-def test_numpy_traversal_on_ties_equals_sklearn():
+@pytest.mark.parametrize("traversal", TRAVERSALS)
+def test_traversal_on_ties_equals_sklearn(traversal):
     rng = np.random.default_rng(4)
     x = rng.integers(0, 4, (400, 5)).astype(np.float32) / 3  # few distinct values: many pixels on thresholds' sides
     y = (x[:, 0] + x[:, 1] > 1).astype(int)
     forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y)
-    np.testing.assert_allclose(predict_proba(from_sklearn(forest, 2), x), forest.predict_proba(x), atol=1e-6)
+    np.testing.assert_allclose(predict_proba(_model(forest, 2, traversal), x), forest.predict_proba(x), atol=1e-6)
+
+
+def test_trees_split_over_threads_give_the_same_probabilities_and_bald():
+    forest, x = _sklearn_forest(n=3000, min_samples_leaf=3)
+    model = from_sklearn(forest, n_classes=5)
+    probs, bald = predict_proba(model, x, bald=True, workers=1)
+    for workers in (2, 3, 40):  # more workers than trees: one tree each
+        threaded = predict_proba(model, x, bald=True, workers=workers)
+        np.testing.assert_allclose(threaded[0], probs, atol=1e-6)
+        np.testing.assert_allclose(threaded[1], bald, atol=1e-6)
+
+
+def test_a_scikit_learn_that_cannot_rebuild_the_trees_falls_back_to_numpy(monkeypatch, caplog):
+    import sklearn.tree._tree
+
+    def changed(*args):
+        raise TypeError("Tree() takes other arguments")
+
+    monkeypatch.setattr(sklearn.tree._tree, "Tree", changed)
+    forest, x = _sklearn_forest()
+    model = from_sklearn(forest, n_classes=5)
+    with caplog.at_level("WARNING"):
+        probs = predict_proba(model, x)
+    assert model.compiled is None and "numpy traversal" in caplog.text
+    np.testing.assert_allclose(probs[:, forest.classes_], forest.predict_proba(x), atol=1e-6)
 
 
 def test_float32_threshold_keeps_every_comparison():
@@ -213,11 +253,13 @@ def test_fitting_in_steps_grows_the_same_forest_as_one_fit():
         assert np.array_equal(getattr(from_sklearn(stepped, 3), name), array), name
 
 
-def test_traversal_by_chunks_equals_one_chunk(monkeypatch):
+@pytest.mark.parametrize("traversal", TRAVERSALS)
+def test_traversal_by_chunks_equals_one_chunk(monkeypatch, traversal):
     forest, x = _sklearn_forest(n=2000)
-    model = from_sklearn(forest, n_classes=5)
+    model = _model(forest, 5, traversal)
     whole = predict_proba(model, x)
     monkeypatch.setattr("engine.forest.TRAVERSAL_ENTRIES", 25 * 300)  # 300 pixels a chunk, the last one shorter
+    monkeypatch.setattr("engine.forest.COMPILED_CHUNK", 300)
     np.testing.assert_array_equal(predict_proba(model, x), whole)
 
 

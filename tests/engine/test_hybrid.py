@@ -18,6 +18,8 @@ from engine.predictor import load_any, stride
 from engine.prior import KEY as PRIOR_KEY
 from engine.prior import adjust
 from engine.raster_io import open_raster, read_window
+from engine.smoothing import KEY as SMOOTHING_KEY
+from engine.smoothing import smooth
 from engine.train import TrainOptions, train
 from tests.fixtures import clicks_per_class
 
@@ -78,12 +80,13 @@ def test_default_training_saves_the_network_with_a_forest_fit_on_the_clicks(tmp_
     image, valid = _image(scene)
     torch.manual_seed(0)  # the same dropout masks in both network passes
     hybrid = predict_probabilities(model, config, image, valid, "cpu", tile_size=64, overlap=16, mc_samples=4)
-    factor = config.trained.pop(PRIOR_KEY)  # the parts alone, uncorrected (engine/prior.py)
+    factor = config.trained.pop(PRIOR_KEY)  # the parts alone, uncorrected (engine/prior.py) and unsmoothed
+    smoothing = config.trained.pop(SMOOTHING_KEY)
     torch.manual_seed(0)
     net = predict_probabilities(model.network, config, image, valid, "cpu", tile_size=64, overlap=16, mc_samples=4)
     forest = predict_probabilities(model.forest, model.forest_config, image, valid, "cpu", mc_samples=4)
     expected, expected_bald = blend(net.probs, forest.probs, model.weight, net.bald, forest.bald)
-    np.testing.assert_allclose(hybrid.probs, adjust(expected, factor), atol=1e-5)
+    np.testing.assert_allclose(hybrid.probs, smooth(adjust(expected, factor), image, valid, smoothing), atol=1e-5)
     np.testing.assert_allclose(hybrid.bald, expected_bald, atol=1e-5)
     # one epoch leaves the network near chance; the forest carries the blend
     assert (hybrid.probs.argmax(0) == scene.label).mean() > (net.probs.argmax(0) == scene.label).mean()
@@ -105,6 +108,9 @@ def test_warm_start_continues_the_network_and_refits_the_forest_on_all_clicks(tm
 
 @pytest.mark.slow
 def test_predict_command_with_a_hybrid_matches_the_whole_image_prediction(tmp_path, scene, hybrid_dir, capsys):
+    stored = json.loads((hybrid_dir / "config.json").read_text())
+    stored["trained"].pop(SMOOTHING_KEY)  # smoothed per 64 px tile here, whole in memory: see test_smoothing
+    (hybrid_dir / "config.json").write_text(json.dumps(stored))
     out = tmp_path / "pred"
     code = main(["predict", "--model", str(hybrid_dir), "--raster", str(scene.image), "--out", str(out),
                  "--tile-size", "64", "--overlap", "32", "--uncertainty", "bald", "--events", "json"])  # fmt: skip

@@ -58,7 +58,7 @@ def test_sampled_windows_are_distinct_and_inside_their_raster(tmp_path):
 @pytest.mark.slow
 def test_training_stores_the_factor_of_its_own_uncorrected_predictions_and_predictions_apply_it(tmp_path, scene):
     clicks = clicks_per_class(scene.label, 6)  # 6 per class: as if the classes covered equal shares
-    _train(scene, tmp_path / "m", clicks)
+    _train(scene, tmp_path / "m", clicks, superpixel_smoothing=False)  # the correction alone
     model, config = load_any(tmp_path / "m")
     factor = np.array(config.trained[KEY])
     image, valid = _image(scene)

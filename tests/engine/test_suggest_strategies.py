@@ -151,3 +151,18 @@ def test_best_overall_respects_the_budget(budget):
 def test_allocate_sums_to_the_budget():
     counts = allocate(100, [1, 0, 3], np.random.default_rng(0))
     assert sum(counts) == 100 and counts[1] == 0 and counts[2] > counts[0]
+
+
+def test_superpixels_of_a_partly_invalid_image_cover_only_its_valid_pixels_and_follow_an_edge():
+    from engine.superpixels import segment
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(0, 0.02, (3, 96, 96)).astype(np.float32)
+    image[:, :, 48:] += 1.0  # a strong vertical edge at column 48
+    valid = np.ones((96, 96), bool)
+    valid[:30, :20] = False  # a nodata corner, as orthophotos' collars
+    segments = segment(image, valid, region_size=12, compactness=0.1)
+    assert np.all(segments[~valid] == 0) and np.all(segments[valid] > 0)
+    left, right = set(np.unique(segments[:, :48])) - {0}, set(np.unique(segments[:, 48:]))
+    assert not left & right  # no superpixel crosses the edge
+    assert 40 <= len(left | right) <= 90  # about 96 * 96 / 12**2 = 64
