@@ -14,7 +14,7 @@ blended, so a superpixel cut by a tile's edge only loses a little of its reach).
 
 import numpy as np
 
-from engine.superpixels import segment
+from engine.superpixels import segment, segment_means
 
 KEY = "superpixel_smoothing"
 REGION = 12  # superpixel side in pixels
@@ -35,13 +35,11 @@ def smooth(probs: np.ndarray, image: np.ndarray, valid: np.ndarray | None, optio
     if not valid.any():
         return probs
     segments = segment(image, valid, region_size=int(options["region"]), compactness=COMPACTNESS)
-    ids = segments.ravel()
-    counts = np.maximum(np.bincount(ids), 1)
     weight = float(options["weight"])
     out = np.array(probs, np.float32, copy=True)
     for c in range(probs.shape[0]):
-        means = np.bincount(ids, weights=probs[c].ravel().astype(np.float64), minlength=counts.size) / counts
-        out[c][valid] = ((1.0 - weight) * probs[c] + weight * means[segments])[valid]
+        means = segment_means(segments, probs[c])[segments[valid]]  # valid pixels all lie in a superpixel
+        out[c][valid] = (1.0 - weight) * probs[c][valid] + weight * means
     return out
 
 
