@@ -11,10 +11,13 @@ network. Recipes:
 
 - ``default``: ``python -m engine simulate`` with the engine's default training options (the network and a random
   forest fit on the same clicks, their probabilities averaged: engine/hybrid.py; corrected for the clicks' class
-  balance: engine/prior.py; smoothed over superpixels: engine/smoothing.py);
-- ``no_smoothing``: the default without the superpixel smoothing (``--no-superpixel-smoothing``);
+  balance: engine/prior.py; smoothed over superpixels: engine/smoothing.py; the network's probabilities averaged
+  over 4 flips of each tile: engine/flips.py; the forest fit on the clicks' superpixel expansion too);
+- ``no_forest_expansion``: the default with the forest fit on the clicks alone (``--no-forest-expansion``);
+- ``no_flips``: ``no_forest_expansion`` without the flip averaging (``--flip-views 1``), the default of session 4;
+- ``no_smoothing``: ``no_flips`` without the superpixel smoothing (``--no-superpixel-smoothing``);
 - ``hybrid``: ``no_smoothing`` without the class-prior correction (``--no-prior-correction``);
-- ``network``: the default's network alone, uncorrected and unsmoothed, the default before the hybrid;
+- ``network``: the default's network alone, uncorrected, unsmoothed and unflipped, the default before the hybrid;
 - ``plain_dwcd``: the seed repository's loop: DWCD alone, constant learning rate, no expansion, no consistency, no
   forest;
 - ``rf``: the random forest (``--model rf``), refit on each iteration's clicks;
@@ -47,11 +50,15 @@ DATASETS = {
     "massachusetts_roads": ["--tile-size", "512", "--overlap", "32", "--points-per-class", "10",
                             "--initial-points", "10"],
 }  # fmt: skip
-NETWORK = ["--no-forest-ensemble", "--no-prior-correction", "--no-superpixel-smoothing"]
+FOREST_CLICKS = ["--no-forest-expansion"]
+NO_FLIPS = [*FOREST_CLICKS, "--flip-views", "1"]
+NETWORK = ["--no-forest-ensemble", "--no-prior-correction", "--no-superpixel-smoothing", *NO_FLIPS]
 RECIPES = {
     "default": [],
-    "no_smoothing": ["--no-superpixel-smoothing"],
-    "hybrid": ["--no-prior-correction", "--no-superpixel-smoothing"],
+    "no_forest_expansion": FOREST_CLICKS,
+    "no_flips": NO_FLIPS,
+    "no_smoothing": [*NO_FLIPS, "--no-superpixel-smoothing"],
+    "hybrid": [*NO_FLIPS, "--no-prior-correction", "--no-superpixel-smoothing"],
     "network": NETWORK,
     "plain_dwcd": [*NETWORK, "--loss", "dwcd", "--lr-schedule", "constant", "--no-expand-clicks", "--consistency", "0"],
     "rf": ["--model", "rf"],
@@ -63,11 +70,12 @@ RECIPES = {
     "warmup": [*NETWORK, "--pretrain-steps", "300"],
     "consistency_warmup": [*NETWORK, "--consistency", "1", "--pretrain-steps", "300"],
     "long": [*NETWORK, "--consistency", "1", "--epochs", str(2 * EPOCHS)],
-    "network_prior": ["--no-forest-ensemble", "--no-superpixel-smoothing"],
+    "network_prior": ["--no-forest-ensemble", "--no-superpixel-smoothing", *NO_FLIPS],
 }
 COMPARED = ("default", "rf", "plain_dwcd")
 # options added with a default unlike the behaviour before them: a stored run that lacks one ran like this
-BEFORE = {"forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False}
+BEFORE = {"forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False, "flip_views": 1,
+          "forest_expansion": False}  # fmt: skip
 
 
 def main(argv: list[str]) -> None:
@@ -96,7 +104,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--out", default="/tmp/sparse_al_recipes")
     parser.add_argument("--datasets", default="bsb_toy,massachusetts_roads")
-    parser.add_argument("--recipes", default="default,no_smoothing,network,rf,plain_dwcd,dense")
+    parser.add_argument("--recipes", default="default,no_flips,network,rf,plain_dwcd,dense")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0, help="runs of another seed go to RECIPE_seedN folders")
     return parser.parse_known_args(argv)[0]  # other benchmarks' options are ignored

@@ -9,8 +9,9 @@
    points.gpkg, learning_curve.png, results.csv, and demo.qgs, a QGIS project that opens them all with styles.
 
 The demo trains the network alone, uncorrected (the default before the hybrid): the engine's default adds a random
-forest (engine/hybrid.py), which makes every prediction of the loop several times slower on a CPU, and a class-prior
-correction (engine/prior.py); ``--forest-ensemble`` runs the demo with both.
+forest (engine/hybrid.py), which makes every prediction of the loop several times slower on a CPU, a class-prior
+correction (engine/prior.py), superpixel smoothing (engine/smoothing.py) and flip averaging (engine/flips.py);
+``--forest-ensemble`` runs the demo with all of them.
 """
 
 import argparse
@@ -49,6 +50,7 @@ DEMO_TRAIN = {
     "forest_ensemble": False,
     "prior_correction": False,
     "superpixel_smoothing": False,
+    "flip_views": 1,
 }
 
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patches-per-epoch", type=int, default=DEMO_TRAIN["patches_per_epoch"])
     parser.add_argument("--encoder", default=DEMO_TRAIN["encoder"])
     parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction, default=False,
-                        help="the default's forest, prior correction and superpixel smoothing (slower)")  # fmt: skip
+                        help="the default's forest, prior correction, smoothing and flips (slower)")  # fmt: skip
     parser.add_argument("--strategy", default="error", help="simulate strategies, e.g. error or error,superpixel")
     parser.add_argument("--budget", type=int, default=60, help="suggestions on the scene after the last iteration")
     parser.add_argument("--seed", type=int, default=0)
@@ -93,6 +95,7 @@ def run_demo(out: Path, args: argparse.Namespace, device: torch.device) -> dict:
             "forest_ensemble": args.forest_ensemble,
             "prior_correction": args.forest_ensemble,
             "superpixel_smoothing": args.forest_ensemble,
+            "flip_views": TrainOptions.flip_views if args.forest_ensemble else 1,
             "seed": args.seed,
         }
     )

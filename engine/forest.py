@@ -232,9 +232,11 @@ def from_sklearn(forest, n_classes: int) -> ForestModel:
     )
 
 
-def fit_forest(features: np.ndarray, targets: np.ndarray, options: ForestOptions, events: Events | None = None):
+def fit_forest(features: np.ndarray, targets: np.ndarray, options: ForestOptions, events: Events | None = None,
+               weights: np.ndarray | None = None):  # fmt: skip
     """Fit an sklearn RandomForestClassifier in steps of ``trees_per_step`` trees (warm start: the same forest as
-    one fit with the same seed), reporting progress and checking for a cancel between steps."""
+    one fit with the same seed), reporting progress and checking for a cancel between steps. ``weights``: one per
+    sample (None: all 1)."""
     from sklearn.ensemble import RandomForestClassifier
 
     forest = RandomForestClassifier(
@@ -246,7 +248,7 @@ def fit_forest(features: np.ndarray, targets: np.ndarray, options: ForestOptions
         cancel.check()
         grown = min(options.trees, grown + max(1, options.trees_per_step))
         forest.set_params(n_estimators=grown)
-        forest.fit(features, targets)
+        forest.fit(features, targets, sample_weight=weights)
         if events is not None:
             events.progress("fit", grown, options.trees)
     return forest
@@ -286,8 +288,9 @@ def train_forest(
     rasters: list[Path], labels: list[PixelLabels], bands: list[int], classes: list[ClassInfo],
     options: ForestOptions, events: Events, normalization: Normalization | None = None,
 ) -> tuple[ForestModel, ModelConfig]:  # fmt: skip
-    """Fit the forest on the labelled pixels of ``rasters`` (one PixelLabels per raster); features of the rasters
-    normalised with ``normalization`` (default: computed from the rasters)."""
+    """Fit the forest on the labelled pixels of ``rasters`` (one PixelLabels per raster, each pixel weighted by its
+    label's weight: spread labels below clicks); features of the rasters normalised with ``normalization`` (default:
+    computed from the rasters)."""
     if len(rasters) != len(labels):
         raise ValueError(f"{len(rasters)} rasters but {len(labels)} label sets")
     if options.trees < 1:
@@ -303,7 +306,8 @@ def train_forest(
         labelled_features(path, lab, bands, normalization, options, events)
         for path, lab in zip(rasters, labels, strict=True) if len(lab)
     ])  # fmt: skip
-    forest = fit_forest(features, targets, options, events)
+    weights = np.concatenate([lab.weight_array() for lab in labels])
+    forest = fit_forest(features, targets, options, events, None if (weights == 1).all() else weights)
     model = from_sklearn(forest, len(classes))
     config = ModelConfig(
         arch="RandomForest", encoder="multiscale_basic_features", in_channels=len(bands), bands=list(bands),
@@ -311,7 +315,7 @@ def train_forest(
         features=options.features.to_dict(),
         trained={
             "trees": options.trees, "max_depth": options.max_depth, "min_samples_leaf": options.min_samples_leaf,
-            "seed": options.seed, "iterations": 1, "points": int(targets.size),
+            "seed": options.seed, "iterations": 1, "points": int((weights >= 1).sum()), "pixels": int(targets.size),
             "classes_seen": sorted(int(c) for c in np.unique(targets)), "nodes": model.n_nodes,
             "seconds": round(time.monotonic() - start, 2),
         },

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import cancel
+from engine.flips import flip_mean, views_of
 from engine.forest import ForestModel, forest_probabilities
 from engine.hybrid import HybridModel, blend
 from engine.models import ModelConfig, output_stride
@@ -128,7 +129,8 @@ def _predict_raw(network, config, image, valid, device, tile_size, overlap, batc
 
     was_training = network.training
     try:
-        predict_tiles(grid, read, Inference(network, device, mc_samples), write, options, progress)
+        inference = Inference(network, device, mc_samples, views=views_of(config.trained))
+        predict_tiles(grid, read, inference, write, options, progress)
     finally:
         network.train(was_training)
     return Prediction(probs, bald)
@@ -148,13 +150,16 @@ class Inference:
     """Runs the network on batches of normalised tiles: eval mode, no autograd, AMP and channels-last on CUDA.
 
     Calling it with a B x bands x h x w float32 array returns (probabilities B x C x h x w, BALD B x h x w or None).
+    ``views`` > 1: the probabilities are averaged over that many flips of each tile (engine/flips.py); BALD comes
+    from the unflipped view's dropout samples.
     """
 
     def __init__(
-        self, network: nn.Module, device: torch.device | str, mc_samples: int = 0, dropout: float = MC_DROPOUT_P
-    ):
+        self, network: nn.Module, device: torch.device | str, mc_samples: int = 0, dropout: float = MC_DROPOUT_P,
+        views: int = 1,
+    ):  # fmt: skip
         self.device = torch.device(device)
-        self.mc_samples, self.dropout = mc_samples, dropout
+        self.mc_samples, self.dropout, self.views = mc_samples, dropout, views
         self.cuda = self.device.type == "cuda"
         self.network = network.to(self.device).eval()
         if self.cuda:
@@ -177,8 +182,9 @@ class Inference:
         autocast = torch.autocast("cuda", dtype=self.amp_dtype) if self.cuda else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
             if self.mc_samples <= 0:
-                return _to_numpy(torch.softmax(self.network(x).float(), dim=1)), None
+                return _to_numpy(flip_mean(self.network, x, self.views)), None
             probs, bald = self._mc(x)
+            probs = flip_mean(self.network, x, self.views, first=probs)
         return _to_numpy(probs), _to_numpy(bald)
 
     def _mc(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from engine.features import FeatureSettings
+from engine.flips import views_of
 from engine.forest import KIND, ForestModel, load_forest, predict_block
 from engine.hybrid import HybridInference, HybridModel, has_forest, load_hybrid
 from engine.models import ModelConfig, load_config, load_model, output_stride
@@ -59,14 +60,16 @@ def make_inference(model: Model, config: ModelConfig, device: torch.device | str
 
 
 def _inference(model: Model, config: ModelConfig, device: torch.device | str, mc_samples: int = 0):
-    """The batch inference of the tiled prediction: the network's (MC dropout with ``mc_samples``) or the forest's
+    """The batch inference of the tiled prediction: the network's (MC dropout with ``mc_samples``, averaged over the
+    flips its config names: engine/flips.py) or the forest's
     (BALD from its trees when ``mc_samples`` > 0), or both blended for the hybrid."""
+    views = views_of(config.trained)
     if isinstance(model, HybridModel):
         forest = ForestInference(model.forest, model.forest_config, bald=mc_samples > 0)
-        return HybridInference(Inference(model.network, device, mc_samples), forest, model.weight)
+        return HybridInference(Inference(model.network, device, mc_samples, views=views), forest, model.weight)
     if is_forest(model):
         return ForestInference(model, config, bald=mc_samples > 0)
-    return Inference(model, device, mc_samples)
+    return Inference(model, device, mc_samples, views=views)
 
 
 class ForestInference:

@@ -15,6 +15,8 @@ from engine.consistency import consistency_loss, strong_view
 from engine.errors import InputError
 from engine.events import Events
 from engine.expansion import expand_clicks
+from engine.flips import KEY as FLIPS_KEY
+from engine.flips import VIEWS
 from engine.forest import ForestOptions, train_forest
 from engine.forest_prior import ForestPriorOptions, forest_labels
 from engine.hybrid import FOREST_WEIGHT, HybridModel, save_hybrid
@@ -60,8 +62,10 @@ class TrainOptions:
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
     lr_schedule: str = "cosine"  # the learning rate decays to 0 over each run (steadier final models); or "constant"
     forest_ensemble: bool = True  # also fit a random forest on the clicks and average the two (engine/hybrid.py)
+    forest_expansion: bool = True  # the forest learns from the clicks' superpixel expansion too, weighted below them
     prior_correction: bool = True  # correct predictions for the clicks' class balance (engine/prior.py)
     superpixel_smoothing: bool = True  # smooth predictions over the image's superpixels (engine/smoothing.py)
+    flip_views: int = VIEWS  # average the network's predictions over flips of each tile (engine/flips.py); 1: off
     seed: int = 0
 
 
@@ -153,9 +157,12 @@ def train(
             recon = pretrain(network, config.arch, config.encoder, sources, options.pretrain_steps,
                              options.batch_size, options.patch_size, device, events, rng)  # fmt: skip
             events.metric("pretrain_loss", recon)
+        expanded = clicks
+        if options.expand_clicks or (options.forest_ensemble and options.forest_expansion):
+            expanded = [expand_clicks(src.read, lab) for src, lab in zip(sources, clicks, strict=True)]
+            events.info(f"labels spread from the clicks: {sum(len(lab) for lab in expanded)} labelled pixels")
         if options.expand_clicks:
-            labels = [expand_clicks(src.read, lab) for src, lab in zip(sources, labels, strict=True)]
-            events.info(f"labels spread from the clicks: {sum(len(lab) for lab in labels)} labelled pixels")
+            labels = expanded
         if options.forest_prior:
             labels = forest_labels(sources, labels, len(classes), ForestPriorOptions(), rng)
             events.info(f"with the forest's weak labels: {sum(len(lab) for lab in labels)} labelled pixels")
@@ -176,9 +183,12 @@ def train(
         "final_loss": final_loss,
     }
     network.eval()
+    if options.flip_views > 1:  # before the prior correction, which must see the predictions it corrects
+        config.trained[FLIPS_KEY] = int(options.flip_views)
     hybrid = None
     if options.forest_ensemble:
-        hybrid = _fit_forest(network, rasters, clicks, bands, classes, config, options, events)
+        hybrid = _fit_forest(network, rasters, expanded if options.forest_expansion else clicks, bands, classes, config,
+                             options, events)  # fmt: skip
     if options.prior_correction:
         _correct_prior(hybrid or network, config, rasters, bands, clicks, device, rng, events)
     if options.superpixel_smoothing:
@@ -203,11 +213,13 @@ def _correct_prior(model, config: ModelConfig, rasters, bands, clicks, device, r
         config.trained[PRIOR_KEY] = [round(float(f), 4) for f in factor]
 
 
-def _fit_forest(network, rasters, clicks, bands, classes, config: ModelConfig, options: TrainOptions,
+def _fit_forest(network, rasters, labels, bands, classes, config: ModelConfig, options: TrainOptions,
                 events) -> HybridModel:  # fmt: skip
-    """The forest of the hybrid, on the clicks alone (not their expansion), reading the network's normalisation."""
+    """The forest of the hybrid, on ``labels`` (the clicks, with their weighted superpixel expansion unless
+    ``options.forest_expansion`` is off; measured: docs/benchmarks.md, "Forest on the expanded clicks"), reading
+    the network's normalisation."""
     events.info("fitting the random forest that the network's predictions are averaged with")
-    forest, forest_config = train_forest(rasters, clicks, bands, classes, ForestOptions(seed=options.seed), events,
+    forest, forest_config = train_forest(rasters, labels, bands, classes, ForestOptions(seed=options.seed), events,
                                          config.normalization)  # fmt: skip
     config.trained["forest"] = {"trees": forest.n_trees, "weight": FOREST_WEIGHT}
     return HybridModel(network, forest, forest_config)

@@ -3,6 +3,7 @@
 import argparse
 
 from engine.errors import InputError
+from engine.flips import CHOICES as FLIP_CHOICES
 from engine.losses import LOSSES
 from engine.models import DEFAULT_ARCH, DEFAULT_ENCODER
 from engine.train import TrainOptions
@@ -31,12 +32,18 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction,
                         default=TrainOptions.forest_ensemble, help="also fit a random forest on the clicks and "
                         "average its probabilities with the network's (default: on)")  # fmt: skip
+    parser.add_argument("--forest-expansion", action=argparse.BooleanOptionalAction,
+                        default=TrainOptions.forest_expansion, help="the forest also learns from the pixels each "
+                        "click spreads to (weighted below the click), as the network does (default: on)")  # fmt: skip
     parser.add_argument("--prior-correction", action=argparse.BooleanOptionalAction,
                         default=TrainOptions.prior_correction, help="correct the predictions for the clicks' class "
                         "balance, from the classes' predicted shares of the rasters (default: on)")  # fmt: skip
     parser.add_argument("--superpixel-smoothing", action=argparse.BooleanOptionalAction,
                         default=TrainOptions.superpixel_smoothing, help="average each pixel's predicted "
                         "probabilities with its superpixel's, half and half (default: on)")  # fmt: skip
+    parser.add_argument("--flip-views", type=int, choices=FLIP_CHOICES, default=TrainOptions.flip_views,
+                        help="average the network's predictions over this many flips of each tile (default "
+                        f"{TrainOptions.flip_views}; 1: off; each view is one more pass of the network)")  # fmt: skip
     parser.add_argument("--pretrain-steps", type=int, default=0, help="self-supervised warm-up steps (fresh models)")
 
 
@@ -60,5 +67,6 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         loss=args.loss, amplification=args.amplification, patches_per_epoch=args.patches_per_epoch,
         expand_clicks=args.expand_clicks, consistency=args.consistency, forest_prior=args.forest_prior,
         pretrain_steps=args.pretrain_steps, forest_ensemble=args.forest_ensemble,
-        prior_correction=args.prior_correction, superpixel_smoothing=args.superpixel_smoothing, seed=args.seed,
+        forest_expansion=args.forest_expansion, prior_correction=args.prior_correction,
+        superpixel_smoothing=args.superpixel_smoothing, flip_views=args.flip_views, seed=args.seed,
     )  # fmt: skip

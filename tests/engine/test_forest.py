@@ -200,6 +200,28 @@ def test_same_seed_same_forest_other_seed_other_forest(scene):
     assert not all(np.array_equal(getattr(other, n), a) for n, a in first.tensors().items() if n != "offsets")
 
 
+def test_labels_weigh_in_the_fit_by_their_weight(scene):
+    """Every clicked pixel labelled twice: its class as a click (weight 1) and the next class as a spread label
+    (weight 0.3). The forest leans towards the heavier label at those pixels, and the other way with the weights
+    swapped (unweighted, the two would tie)."""
+    clicks = clicks_per_class(scene.label, 4, seed=2)
+    rows, cols = np.tile(clicks.rows, 2), np.tile(clicks.cols, 2)
+    classes = np.concatenate([clicks.classes, (clicks.classes + 1) % 3])
+    index = np.arange(len(clicks))
+    image, valid = _read(scene.image)
+    options = ForestOptions(trees=100, features=SMALL, min_samples_leaf=2)
+
+    def lean(click_weight, spread_weight):
+        weights = np.repeat([click_weight, spread_weight], len(clicks)).astype(np.float32)
+        labels = PixelLabels(rows, cols, classes, weights)
+        model, config = train_forest([scene.image], [labels], [1, 2, 3], CLASSES, options, Events())
+        probs = forest_probabilities(model, config, image, valid)[:, clicks.rows, clicks.cols]
+        return float((probs[clicks.classes, index] - probs[(clicks.classes + 1) % 3, index]).mean())
+
+    assert lean(1.0, 0.3) > 0.1
+    assert lean(0.3, 1.0) < -0.1
+
+
 def test_tiled_prediction_equals_one_tile_and_skips_invalid_pixels(scene, trained):
     model, config, _ = trained
     image, valid = _read(scene.image)
