@@ -12,9 +12,8 @@ network. Recipes:
 - ``default``: ``python -m engine simulate`` with the engine's default training options (the network and a random
   forest fit on the same clicks, their probabilities averaged: engine/hybrid.py; corrected for the clicks' class
   balance: engine/prior.py; smoothed over superpixels: engine/smoothing.py; the network's probabilities averaged
-  over 4 flips of each tile: engine/flips.py; the forest fit on the clicks' superpixel expansion too);
-- ``no_forest_expansion``: the default with the forest fit on the clicks alone (``--no-forest-expansion``);
-- ``no_flips``: ``no_forest_expansion`` without the flip averaging (``--flip-views 1``), the default of session 4;
+  over 4 flips of each tile: engine/flips.py);
+- ``no_flips``: the default without the flip averaging (``--flip-views 1``), the default of session 4;
 - ``no_smoothing``: ``no_flips`` without the superpixel smoothing (``--no-superpixel-smoothing``);
 - ``hybrid``: ``no_smoothing`` without the class-prior correction (``--no-prior-correction``);
 - ``network``: the default's network alone, uncorrected, unsmoothed and unflipped, the default before the hybrid;
@@ -26,7 +25,8 @@ network. Recipes:
 - levers of the network alone, not run unless named: ``dwcd_ce`` (``network`` without click expansion), ``warmup``
   (``network`` after 300 self-supervised warm-up steps), ``consistency`` (``network`` plus FixMatch-style consistency,
   weight 1), and on top of ``consistency``: ``forest_prior`` (the forest's weak labels), ``consistency_warmup`` (the
-  warm-up), ``long`` (twice the epochs); ``network_prior`` (``network`` with the class-prior correction).
+  warm-up), ``long`` (twice the epochs); ``network_prior`` (``network`` with the class-prior correction);
+  ``forest_expansion`` (the default with the forest also fit on the clicks' superpixel expansion).
 """
 
 import argparse
@@ -50,12 +50,10 @@ DATASETS = {
     "massachusetts_roads": ["--tile-size", "512", "--overlap", "32", "--points-per-class", "10",
                             "--initial-points", "10"],
 }  # fmt: skip
-FOREST_CLICKS = ["--no-forest-expansion"]
-NO_FLIPS = [*FOREST_CLICKS, "--flip-views", "1"]
+NO_FLIPS = ["--flip-views", "1"]
 NETWORK = ["--no-forest-ensemble", "--no-prior-correction", "--no-superpixel-smoothing", *NO_FLIPS]
 RECIPES = {
     "default": [],
-    "no_forest_expansion": FOREST_CLICKS,
     "no_flips": NO_FLIPS,
     "no_smoothing": [*NO_FLIPS, "--no-superpixel-smoothing"],
     "hybrid": [*NO_FLIPS, "--no-prior-correction", "--no-superpixel-smoothing"],
@@ -71,6 +69,7 @@ RECIPES = {
     "consistency_warmup": [*NETWORK, "--consistency", "1", "--pretrain-steps", "300"],
     "long": [*NETWORK, "--consistency", "1", "--epochs", str(2 * EPOCHS)],
     "network_prior": ["--no-forest-ensemble", "--no-superpixel-smoothing", *NO_FLIPS],
+    "forest_expansion": ["--forest-expansion"],
 }
 COMPARED = ("default", "rf", "plain_dwcd")
 # options added with a default unlike the behaviour before them: a stored run that lacks one ran like this

@@ -62,7 +62,7 @@ class TrainOptions:
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
     lr_schedule: str = "cosine"  # the learning rate decays to 0 over each run (steadier final models); or "constant"
     forest_ensemble: bool = True  # also fit a random forest on the clicks and average the two (engine/hybrid.py)
-    forest_expansion: bool = True  # the forest learns from the clicks' superpixel expansion too, weighted below them
+    forest_expansion: bool = False  # the forest also learns from the clicks' expansion (measured: no gain; off)
     prior_correction: bool = True  # correct predictions for the clicks' class balance (engine/prior.py)
     superpixel_smoothing: bool = True  # smooth predictions over the image's superpixels (engine/smoothing.py)
     flip_views: int = VIEWS  # average the network's predictions over flips of each tile (engine/flips.py); 1: off
@@ -215,9 +215,8 @@ def _correct_prior(model, config: ModelConfig, rasters, bands, clicks, device, r
 
 def _fit_forest(network, rasters, labels, bands, classes, config: ModelConfig, options: TrainOptions,
                 events) -> HybridModel:  # fmt: skip
-    """The forest of the hybrid, on ``labels`` (the clicks, with their weighted superpixel expansion unless
-    ``options.forest_expansion`` is off; measured: docs/benchmarks.md, "Forest on the expanded clicks"), reading
-    the network's normalisation."""
+    """The forest of the hybrid, on ``labels`` (the clicks; with ``options.forest_expansion``, also their weighted
+    superpixel expansion: docs/benchmarks.md, "Flip averaging"), reading the network's normalisation."""
     events.info("fitting the random forest that the network's predictions are averaged with")
     forest, forest_config = train_forest(rasters, labels, bands, classes, ForestOptions(seed=options.seed), events,
                                          config.normalization)  # fmt: skip

@@ -19,6 +19,7 @@ class TrainOptions:
     # "unet": the network with a random forest fit on the same clicks, averaged (the engine's default, most accurate);
     # "network": the network alone (faster prediction); "rf": the random forest alone (seconds per iteration on a CPU)
     model: str = "unet"
+    flip_views: int = 0  # the network's predictions averaged over 4 or 2 flips of each tile, 1: off; 0: engine default
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ def train_job(rasters: list[str], points: Path, classes: Classes, out: Path, ini
     job.update(epochs=options.epochs, patch_size=options.patch_size, batch_size=options.batch_size)
     if options.model == "network":
         job["forest_ensemble"] = False
+    if options.flip_views:
+        job["flip_views"] = options.flip_views
     if options.patches_per_epoch:
         job["patches_per_epoch"] = options.patches_per_epoch
     if options.encoder and init is None:

@@ -33,6 +33,11 @@ MODELS = {
     "network": "U-Net alone (prediction about 2.5x faster on a CPU)",
     "rf": "Random forest (fast on a CPU)",
 }
+FLIPS = {
+    0: "4 flips (the engine's default, most accurate)",
+    2: "2 flips",
+    1: "Off (network prediction up to 4x faster)",
+}
 
 
 class SettingsDialog(QDialog):
@@ -118,6 +123,13 @@ class SettingsDialog(QDialog):
         self.model_combo.setToolTip("The network and a random forest averaged learn most from few clicks; the "
                                     "forest alone trains in seconds")  # fmt: skip
         form.addRow("Model", self.model_combo)
+        self.flips_combo = QComboBox()
+        for views, label in FLIPS.items():
+            self.flips_combo.addItem(label, views)
+        self.flips_combo.setCurrentIndex(max(0, self.flips_combo.findData(t.flip_views)))
+        self.flips_combo.setToolTip("The network's predictions averaged over flipped copies of each tile: a little "
+                                    "more accurate, one more pass of the network per flip")  # fmt: skip
+        form.addRow("Flip averaging", self.flips_combo)
         form.addRow("Epochs per iteration", self.epochs_spin)
         form.addRow("Patch size (pixels)", self.patch_spin)
         form.addRow("Batch size", self.batch_spin)
@@ -128,7 +140,8 @@ class SettingsDialog(QDialog):
     def result_settings(self) -> PluginSettings:
         train = TrainOptions(self.epochs_spin.value(), self.patch_spin.value(), self.batch_spin.value(),
                              self.patches_spin.value(), self.encoder_edit.text().strip(),
-                             self.model_combo.currentData() or "unet")  # fmt: skip
+                             self.model_combo.currentData() or "unet",
+                             int(self.flips_combo.currentData() or 0))  # fmt: skip
         return replace(self.settings, python=self.python_widget.filePath().strip(),
                        module=self.module_edit.text().strip() or "engine", path=self.path_widget.filePath().strip(),
                        device=self.device_combo.currentText(), train=train)  # fmt: skip

@@ -34,7 +34,7 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
                         "average its probabilities with the network's (default: on)")  # fmt: skip
     parser.add_argument("--forest-expansion", action=argparse.BooleanOptionalAction,
                         default=TrainOptions.forest_expansion, help="the forest also learns from the pixels each "
-                        "click spreads to (weighted below the click), as the network does (default: on)")  # fmt: skip
+                        "click spreads to (weighted below the click), as the network does (default: off)")  # fmt: skip
     parser.add_argument("--prior-correction", action=argparse.BooleanOptionalAction,
                         default=TrainOptions.prior_correction, help="correct the predictions for the clicks' class "
                         "balance, from the classes' predicted shares of the rasters (default: on)")  # fmt: skip

@@ -74,8 +74,7 @@ def _image(scene):
 def test_default_training_saves_the_network_with_a_forest_fit_on_the_clicks(tmp_path, scene, hybrid_dir):
     model, config = load_any(hybrid_dir)
     assert isinstance(model, HybridModel) and stride(model) == stride(model.network) == 32
-    assert model.forest_config.trained["points"] == 18  # the clicks, and the pixels they spread to
-    assert model.forest_config.trained["pixels"] > 18
+    assert model.forest_config.trained["points"] == model.forest_config.trained["pixels"] == 18  # the clicks alone
     assert model.forest_config.normalization == config.normalization  # both read the same normalised tiles
     assert json.loads((hybrid_dir / "config.json").read_text())["trained"]["forest"]["weight"] == model.weight
     image, valid = _image(scene)
@@ -92,8 +91,9 @@ def test_default_training_saves_the_network_with_a_forest_fit_on_the_clicks(tmp_
     # one epoch leaves the network near chance; the forest carries the blend
     assert (hybrid.probs.argmax(0) == scene.label).mean() > (net.probs.argmax(0) == scene.label).mean()
 
-    _train(scene, tmp_path / "clicks", clicks_per_class(scene.label, 6), forest_expansion=False)
-    assert load_any(tmp_path / "clicks")[0].forest_config.trained["pixels"] == 18
+    _train(scene, tmp_path / "spread", clicks_per_class(scene.label, 6), forest_expansion=True)
+    spread = load_any(tmp_path / "spread")[0].forest_config.trained
+    assert spread["points"] == 18 and spread["pixels"] > 18  # and the pixels the clicks spread to
     _train(scene, tmp_path / "alone", clicks_per_class(scene.label, 6), forest_ensemble=False)
     alone, _ = load_any(tmp_path / "alone")
     assert isinstance(alone, torch.nn.Module) and not (tmp_path / "alone" / FOREST_DIR).exists()

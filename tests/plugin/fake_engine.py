@@ -24,7 +24,7 @@ COMMON = {"events", "device", "seed", "log_level", "job"}
 KEYS = {
     "train": {"raster", "points", "classes", "class_field", "out", "init", "bands", "epochs", "batch_size",
               "patch_size", "patches_per_epoch", "lr", "arch", "encoder", "encoder_weights", "loss", "amplification",
-              "model", "forest_ensemble"},
+              "model", "forest_ensemble", "flip_views"},
     "predict": {"model", "raster", "out", "bbox", "uncertainty", "mc_samples", "probabilities", "cog", "aoi",
                 "tile_size", "overlap", "batch_size"},
     "suggest": {"model", "raster", "out", "strategy", "budget", "min_distance", "superpixel_size", "compactness",

@@ -52,6 +52,18 @@ def test_network_alone_turns_the_engines_forest_off_and_the_default_leaves_it_on
     assert _engine_parse("train", default, tmp_path).forest_ensemble is True
 
 
+def test_flip_averaging_setting_reaches_the_engine_and_its_default_is_the_engines(tmp_path):
+    def parsed(**options):
+        job = train_job(["/a.tif"], tmp_path / "points.gpkg", DEFAULT_CLASSES, tmp_path / "model", None,
+                        TrainOptions(**options))  # fmt: skip
+        return job, _engine_parse("train", job, tmp_path)
+
+    job, args = parsed()
+    assert "flip_views" not in job and args.flip_views == 4
+    for views in (1, 2):
+        assert parsed(flip_views=views)[1].flip_views == views
+
+
 @pytest.mark.parametrize("command", ["train", "predict", "suggest"])
 def test_fake_engine_knows_only_real_options(command):
     if command != "train" and not _engine_has_options(command, "model"):

@@ -22,10 +22,14 @@ def test_dialog_returns_what_was_entered(iface):
     dialog.device_combo.setCurrentText("cuda")
     assert dialog.model_combo.currentData() == "unet"
     dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("rf"))
+    assert dialog.flips_combo.currentData() == 0  # the engine's default
+    dialog.flips_combo.setCurrentIndex(dialog.flips_combo.findData(1))
     result = dialog.result_settings()
     assert result.python == "/env/bin/python" and result.device == "cuda" and result.module == "engine"
     assert result.train == TrainOptions(epochs=7, patch_size=128, batch_size=8, patches_per_epoch=0, encoder="",
-                                        model="rf")  # fmt: skip
+                                        model="rf", flip_views=1)  # fmt: skip
+    again = SettingsDialog(PluginSettings(train=TrainOptions(flip_views=2)), Notifier(iface))
+    assert again.flips_combo.currentData() == 2
 
 
 def test_set_up_engine_runs_its_commands_with_progress(iface, tmp_path, monkeypatch):
