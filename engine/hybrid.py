@@ -5,7 +5,8 @@ From a few hundred clicks the two err in different places: the forest's hand-mad
 from few points but blur shapes, the network learns shapes but overfits its few labels. Averaging their
 probabilities beat both models alone in the mean over the iterations on both benchmark datasets (docs/benchmarks.md,
 "Label efficiency by recipe"). The forest costs seconds to fit, but tens of seconds per megapixel to predict on a CPU
-(its 60 features and 100 trees): the default predicts in about 2.5 times the network's time there.
+(its 60 features and 100 trees): the default predicts in about 1.5 times the network's time there (both with their
+flip averaging and smoothing; docs/benchmarks.md, "Flip averaging").
 
 A hybrid model directory is a network's (config.json, weights.safetensors) with the forest's model directory in its
 ``forest/`` folder; the forest reads the network's normalisation, so both see the same normalised tiles. A warm start
