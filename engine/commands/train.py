@@ -11,6 +11,8 @@ from engine.forest import ForestOptions, save_forest, train_forest
 from engine.models import load_config
 from engine.points import points_to_pixels, read_points
 from engine.raster_io import open_raster, parse_bands
+from engine.smoothing import KEY as SMOOTHING_KEY
+from engine.smoothing import settings as smoothing_settings
 from engine.train import check_init, train
 
 
@@ -84,8 +86,11 @@ def run(args: argparse.Namespace, events: Events) -> None:
 
 
 def _train_forest(args, rasters, placed, bands, classes, out, events: Events) -> None:
-    """--model rf: refit the forest on every point (--init only supplies the classes)."""
+    """--model rf: refit the forest on every point (--init only supplies the classes); its predictions are smoothed
+    over superpixels as the default's are (unless --no-superpixel-smoothing: simulate's forest baseline is not)."""
     model, config = train_forest(rasters, placed.labels, bands, classes, ForestOptions(seed=args.seed), events)
+    if args.superpixel_smoothing:
+        config.trained[SMOOTHING_KEY] = smoothing_settings()
     save_forest(out, model, config)
     events.result(
         "train",

@@ -30,7 +30,11 @@ from engine.forest import (
 )
 from engine.models import load_model
 from engine.points import PixelLabels
+from engine.predict import predict_probabilities
 from engine.raster_io import open_raster, read_window
+from engine.smoothing import KEY as SMOOTHING_KEY
+from engine.smoothing import settings as smoothing_settings
+from engine.smoothing import smooth
 from tests.fixtures import clicks_per_class, pixel_center, write_points
 
 CLASSES = parse_classes("background,red,blue")
@@ -263,6 +267,16 @@ def test_train_command_with_model_rf_writes_a_forest(tmp_path, scene, capsys):
     model, config = load_forest(out)
     assert config.trained["points"] == 12 and model.n_trees == 100
     assert any(e["event"] == "progress" and e["stage"] == "fit" for e in events)
+    # smoothed over superpixels like the default (engine/smoothing.py); simulate's forest baseline is not
+    assert config.trained[SMOOTHING_KEY] == smoothing_settings()
+    image, valid = _read(scene.image)
+    smoothed = predict_probabilities(model, config, image, valid, "cpu").probs
+    raw = forest_probabilities(model, config, image, valid)
+    np.testing.assert_allclose(smoothed, smooth(raw, image, valid, smoothing_settings()), atol=1e-5)
+    assert np.abs(smoothed - raw).max() > 0.01
+    code = main(["train", "--model", "rf", "--raster", str(scene.image), "--points", str(points), "--classes",
+                 "background,red,blue", "--out", str(out), "--no-superpixel-smoothing"])  # fmt: skip
+    assert code == 0 and SMOOTHING_KEY not in load_forest(out)[1].trained
 
 
 def test_fitting_in_steps_grows_the_same_forest_as_one_fit():
