@@ -60,9 +60,9 @@ def make_inference(model: Model, config: ModelConfig, device: torch.device | str
 
 
 def _inference(model: Model, config: ModelConfig, device: torch.device | str, mc_samples: int = 0):
-    """The batch inference of the tiled prediction: the network's (MC dropout with ``mc_samples``, averaged over the
-    flips its config names: engine/flips.py) or the forest's
-    (BALD from its trees when ``mc_samples`` > 0), or both blended for the hybrid."""
+    """The batch inference of the tiled prediction: the network's (MC dropout with ``mc_samples``; averaged over the
+    flips its config names, engine/flips.py) or the forest's (BALD from its trees when ``mc_samples`` > 0), or both
+    blended for the hybrid."""
     views = views_of(config.trained)
     if isinstance(model, HybridModel):
         forest = ForestInference(model.forest, model.forest_config, bald=mc_samples > 0)

@@ -57,8 +57,13 @@ def test_training_stores_the_views_and_every_prediction_path_averages_them(tmp_p
     averaged = predict_probabilities(model, config, image, valid, "cpu", **whole).probs
     tiles = config.normalization.apply(image, valid)[None]  # the raster path's batches
     averaged_tiles = make_inference(model, config, "cpu")(tiles)[0]
+    torch.manual_seed(0)
+    mc_probs, mc_bald = make_inference(model, config, "cpu", mc_samples=4)(tiles)
+    np.testing.assert_allclose(mc_probs, averaged_tiles, atol=1e-5)  # MC dropout leaves the probabilities alone
 
     config.trained.pop(KEY)
+    torch.manual_seed(0)
+    np.testing.assert_allclose(make_inference(model, config, "cpu", mc_samples=4)(tiles)[1], mc_bald, atol=1e-6)
     raw = predict_probabilities(model, config, image, valid, "cpu", **whole).probs
     expected = np.zeros_like(raw)
     for axes in ((), (2,), (1,), (1, 2)):
