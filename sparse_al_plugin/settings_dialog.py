@@ -116,19 +116,11 @@ class SettingsDialog(QDialog):
         self.patches_spin.setSpecialValueText("automatic")
         self.encoder_edit = QLineEdit(t.encoder)
         self.encoder_edit.setPlaceholderText("engine default (resnet18)")
-        self.model_combo = QComboBox()
-        for kind, label in MODELS.items():
-            self.model_combo.addItem(label, kind)
-        self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(t.model)))
-        self.model_combo.setToolTip("The network and a random forest averaged learn most from few clicks; the "
-                                    "forest alone trains in seconds")  # fmt: skip
+        self.model_combo = _combo(MODELS, t.model, "The network and a random forest averaged learn most from few "
+                                  "clicks; the forest alone trains in seconds")  # fmt: skip
         form.addRow("Model", self.model_combo)
-        self.flips_combo = QComboBox()
-        for views, label in FLIPS.items():
-            self.flips_combo.addItem(label, views)
-        self.flips_combo.setCurrentIndex(max(0, self.flips_combo.findData(t.flip_views)))
-        self.flips_combo.setToolTip("The network's predictions averaged over flipped copies of each tile: a little "
-                                    "more accurate, one more pass of the network per flip")  # fmt: skip
+        self.flips_combo = _combo(FLIPS, t.flip_views, "The network's predictions averaged over flipped copies of "
+                                  "each tile: a little more accurate, a pass of the network per flip")  # fmt: skip
         form.addRow("Flip averaging", self.flips_combo)
         form.addRow("Epochs per iteration", self.epochs_spin)
         form.addRow("Patch size (pixels)", self.patch_spin)
@@ -213,6 +205,16 @@ class SettingsDialog(QDialog):
         self.setup_button.setEnabled(not running)
         self.check_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
+
+
+def _combo(choices: dict, current, tooltip: str) -> QComboBox:
+    """A combo box of ``choices`` (data: label), ``current`` selected (the first when it is not a choice)."""
+    combo = QComboBox()
+    for data, label in choices.items():
+        combo.addItem(label, data)
+    combo.setCurrentIndex(max(0, combo.findData(current)))
+    combo.setToolTip(tooltip)
+    return combo
 
 
 def _spin(low: int, high: int, value: int, step: int = 1) -> QSpinBox:
