@@ -3,6 +3,7 @@ loop at every iteration, with the same network trained on the dense labels as th
 
     python -m benchmarks bench_recipes                      # bsb_toy and massachusetts_roads (hours on 2 cores)
     python -m benchmarks bench_recipes --datasets bsb_toy --recipes default,rf
+    python -m benchmarks bench_recipes --recipes default,no_flips,rf --seeds 0,1,2   # means over seeds
 
 The seed paper's protocol on each dataset: start from the seed points (bsb_toy: the dataset's own, 1 pixel per class
 per training patch; massachusetts_roads: 10 random pixels per class per 512 px crop, the same 0.0076% share), then
@@ -88,14 +89,20 @@ def main(argv: list[str]) -> None:
         folder = Path(options.out) / name
         if name == "massachusetts_roads":  # 1500 px tiles: 512 px crops of 10 of them, 4 to score, 6 to train
             manifest = _crop_manifest(manifest, folder / "crops", count=10, val=4)
-        results = {}
-        for recipe in options.recipes.split(","):
-            run = folder / (recipe if options.seed == 0 else f"{recipe}_seed{options.seed}")
-            argv_sim = ["simulate", "--events", "json", "--device", options.device, "--manifest", str(manifest),
-                        "--out", str(run), *BUDGET, "--seed", str(options.seed), *DATASETS[name],
-                        *RECIPES[recipe]]  # fmt: skip
-            results[recipe] = _run_or_reuse(argv_sim, run)
-        _report(name, results, folder, options.seed)
+        seeds = [int(s) for s in options.seeds.split(",")] if options.seeds else [options.seed]
+        by_seed = {}
+        for seed in seeds:
+            results = {}
+            for recipe in options.recipes.split(","):
+                run = folder / (recipe if seed == 0 else f"{recipe}_seed{seed}")
+                argv_sim = ["simulate", "--events", "json", "--device", options.device, "--manifest", str(manifest),
+                            "--out", str(run), *BUDGET, "--seed", str(seed), *DATASETS[name],
+                            *RECIPES[recipe]]  # fmt: skip
+                results[recipe] = _run_or_reuse(argv_sim, run)
+            _report(name, results, folder, seed)
+            by_seed[seed] = results
+        if len(seeds) > 1:
+            _across_seeds(name, by_seed)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -106,6 +113,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--recipes", default="default,no_flips,network,rf,plain_dwcd,dense")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0, help="runs of another seed go to RECIPE_seedN folders")
+    parser.add_argument("--seeds", help="several seeds, e.g. 0,1,2: each seed's table, then the means over seeds "
+                        "(single runs swing by up to 0.25 at an iteration: compare recipes over seeds)")  # fmt: skip
     return parser.parse_known_args(argv)[0]  # other benchmarks' options are ignored
 
 
@@ -176,6 +185,28 @@ def _report(name: str, results: dict[str, dict], folder: Path, seed: int = 0) ->
         log.info("| %d | %d | %.4f | %s |%s", i, first["labeled_pixels"], first["labeled_percent"], cells, share)
     _verdict(curves, dense_miou)
     _plot(name, curves, dense_miou, folder / ("learning_curve.png" if seed == 0 else f"learning_curve_seed{seed}.png"))
+
+
+def _across_seeds(name: str, by_seed: dict[int, dict[str, dict]]) -> None:
+    """Each recipe's mean mIoU over the iterations, per seed and over the seeds, its lowest iteration, and the
+    default's wins against its peers counted over all seeds' iterations."""
+    seeds = list(by_seed)
+    curves = {s: {r: {row["iteration"]: row["miou"] for row in res["rows"]} for r, res in by_seed[s].items()
+                  if r != "dense"} for s in seeds}  # fmt: skip
+    recipes = [r for r in curves[seeds[0]] if all(r in curves[s] for s in seeds)]
+    log.info("%s over seeds %s: mean mIoU over the iterations", name, ",".join(map(str, seeds)))
+    log.info("| recipe | %s | mean | lowest iteration |", " | ".join(f"seed {s}" for s in seeds))
+    log.info("|%s", "---|" * (3 + len(seeds)))
+    for recipe in recipes:
+        means = [sum(curves[s][recipe].values()) / max(1, len(curves[s][recipe])) for s in seeds]
+        lowest = min(m for s in seeds for m in curves[s][recipe].values())
+        log.info("| %s | %s | %.3f | %.3f |", recipe, " | ".join(f"{m:.3f}" for m in means),
+                 sum(means) / len(means), lowest)  # fmt: skip
+    for peer in (p for p in ("rf", "plain_dwcd") if "default" in recipes and p in recipes):
+        pairs = [(curves[s]["default"][i], curves[s][peer][i]) for s in seeds for i in curves[s]["default"]
+                 if i in curves[s][peer]]  # fmt: skip
+        log.info("default beats %s at %d of %d iterations over %d seeds", peer, sum(a > b for a, b in pairs),
+                 len(pairs), len(seeds))  # fmt: skip
 
 
 def _verdict(curves: dict[str, list[dict]], dense_miou: float | None) -> None:

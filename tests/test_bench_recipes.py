@@ -107,3 +107,18 @@ def test_the_forest_and_the_dense_run_ignore_the_options_they_do_not_use(tmp_pat
     monkeypatch.setattr(bench_recipes, "_run_engine", lambda argv_sim, path: ran.append(argv_sim))
     bench_recipes._run_or_reuse([*dense, "--epochs", "3"], tmp_path / "dense")  # the dense run's length changed
     assert len(ran) == 1
+
+
+def test_across_seeds_the_means_lowest_iterations_and_wins_are_counted_over_all_runs(caplog):
+    def results(default, rf):
+        return {"default": {"rows": _rows(default)}, "rf": {"rows": _rows(rf)}, "dense": {"rows": [], "dense_miou": 1}}
+
+    by_seed = {0: results([0.3, 0.4, 0.5, 0.5, 0.5, 0.6], [0.35, 0.35, 0.4, 0.4, 0.4, 0.4]),
+               1: results([0.2, 0.4, 0.4, 0.4, 0.4, 0.4], [0.3, 0.3, 0.3, 0.5, 0.5, 0.3])}  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="benchmarks"):
+        bench_recipes._across_seeds("toy", by_seed)
+    text = caplog.text
+    assert "| default | 0.467 | 0.367 | 0.417 | 0.200 |" in text
+    assert "| rf | 0.383 | 0.367 | 0.375 | 0.300 |" in text
+    assert "default beats rf at 8 of 12 iterations over 2 seeds" in text
+    assert "plain_dwcd" not in text
