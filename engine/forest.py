@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
-from scipy import ndimage
 
 from engine import cancel
 from engine.atomic import atomic_dir
@@ -29,7 +28,7 @@ from engine.forest_compiled import compiled_trees, leaf_sums
 from engine.models import ModelConfig, load_config
 from engine.normalization import Normalization, compute_normalization
 from engine.points import PixelLabels
-from engine.raster_io import open_raster, read_window
+from engine.raster_io import fill_invalid, open_raster, read_window
 
 KIND = "random_forest"
 FORMAT = "sparse_al_random_forest_v1"
@@ -399,15 +398,6 @@ def forest_probabilities(
         if events is not None:
             events.progress("predict", done, len(blocks))
     return (out, mutual) if bald else out
-
-
-def fill_invalid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The image with each invalid pixel (nodata, or padding past the raster's edge) set to its nearest valid
-    pixel's values, so that the features near an edge see the raster continued, not a wall of zeros."""
-    if valid.all() or not valid.any():
-        return image
-    rows, cols = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
-    return image[:, rows, cols]
 
 
 def predict_block(model, settings, padded, padded_valid, core_in_pad, core_valid, probs_out, bald_out,

@@ -13,8 +13,9 @@ import numpy as np
 
 from engine import cancel
 from engine.features import FeatureSettings, compute_features
-from engine.forest import ForestOptions, fill_invalid, fit_forest, from_sklearn, predict_proba
+from engine.forest import ForestOptions, fit_forest, from_sklearn, predict_proba
 from engine.points import PixelLabels
+from engine.raster_io import fill_invalid
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.windows import Window
+from scipy import ndimage
 
 from engine.errors import InputError, InputFileError
 
@@ -94,3 +95,12 @@ def read_overview(ds: rasterio.DatasetReader, bands: list[int], max_pixels: int)
     data = ds.read(bands, out_shape=(len(bands), *shape), out_dtype="float32")
     masks = ds.read_masks(bands, out_shape=(len(bands), *shape))
     return data, np.all(masks > 0, axis=0)
+
+
+def fill_invalid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The image with each invalid pixel (nodata, or padding past the raster's edge) set to its nearest valid
+    pixel's values, so that the features near an edge see the raster continued, not a wall of zeros."""
+    if valid.all() or not valid.any():
+        return image
+    rows, cols = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    return image[:, rows, cols]

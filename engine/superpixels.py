@@ -6,7 +6,7 @@ from rasterio.features import shapes
 from shapely.geometry import shape
 from skimage.segmentation import slic
 
-from engine.forest import fill_invalid
+from engine.raster_io import fill_invalid
 
 
 def scaled_bands(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
