@@ -27,7 +27,9 @@ network. Recipes:
   (``network`` after 300 self-supervised warm-up steps), ``consistency`` (``network`` plus FixMatch-style consistency,
   weight 1), and on top of ``consistency``: ``forest_prior`` (the forest's weak labels), ``consistency_warmup`` (the
   warm-up), ``long`` (twice the epochs); ``network_prior`` (``network`` with the class-prior correction);
-  ``forest_expansion`` (the default with the forest also fit on the clicks' superpixel expansion).
+  ``forest_expansion`` (the default with the forest also fit on the clicks' superpixel expansion); ``warm_lr`` (the
+  default with a gentler warm start: learning rate 3e-4 instead of 1e-3 from iteration 1 on); ``spread_weight`` (the
+  default with the labels spread from the clicks weighted 0.1 instead of 0.3).
 """
 
 import argparse
@@ -71,6 +73,8 @@ RECIPES = {
     "long": [*NETWORK, "--consistency", "1", "--epochs", str(2 * EPOCHS)],
     "network_prior": ["--no-forest-ensemble", "--no-superpixel-smoothing", *NO_FLIPS],
     "forest_expansion": ["--forest-expansion"],
+    "warm_lr": ["--warm-lr", "3e-4"],
+    "spread_weight": ["--expansion-weight", "0.1"],
 }
 PEERS = ("rf", "plain_dwcd")  # what the default must beat (issue 6)
 COMPARED = ("default", *PEERS)

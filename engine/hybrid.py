@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from engine.errors import InputFileError
 from engine.forest import ForestModel, load_forest, write_forest
 from engine.models import ModelConfig, save_model
 
@@ -49,7 +50,11 @@ def save_hybrid(directory: Path, model: HybridModel, config: ModelConfig) -> Non
 
 
 def load_hybrid(directory: Path, network: nn.Module, field_name: str = "model") -> HybridModel:
-    forest, forest_config = load_forest(Path(directory) / FOREST_DIR, field_name)
+    folder = Path(directory) / FOREST_DIR
+    if not (folder / "config.json").exists():  # the network's config.trained says it was trained with a forest
+        raise InputFileError(f"--{field_name}: {folder / 'config.json'} is missing but the model has a forest; "
+                             "the model directory is damaged: train it again", field_name)  # fmt: skip
+    forest, forest_config = load_forest(folder, field_name)
     return HybridModel(network, forest, forest_config)
 
 

@@ -28,7 +28,7 @@ def load_any(directory, device: torch.device | str = "cpu", field_name: str = "m
     if load_config(directory, field_name).kind == KIND:
         return load_forest(directory, field_name)
     network, config = load_model(directory, device, field_name)
-    if has_forest(directory):
+    if "forest" in config.trained or has_forest(directory):
         return load_hybrid(directory, network, field_name), config
     return network, config
 

@@ -14,7 +14,7 @@ from engine.classes import ClassInfo
 from engine.consistency import consistency_loss, strong_view
 from engine.errors import InputError
 from engine.events import Events
-from engine.expansion import expand_clicks
+from engine.expansion import ExpansionOptions, expand_clicks
 from engine.flips import KEY as FLIPS_KEY
 from engine.flips import VIEWS
 from engine.forest import ForestOptions, train_forest
@@ -50,12 +50,14 @@ class TrainOptions:
     batch_size: int = 8
     patch_size: int = 256
     lr: float = 1e-3
+    warm_lr: float | None = None  # the learning rate when continuing a model (--init); None: ``lr``
     loss: str = "dwcd+ce"  # measured: learns faster from few points than dwcd alone (docs/benchmarks.md)
     amplification: float = 5.0
     patches_per_epoch: int | None = None  # default: the rasters' area in patches, between 4 batches and 512 patches
     context_fraction: float = 0.25
     # The default recipe, chosen by measurement (docs/benchmarks.md, "Label efficiency by recipe"):
     expand_clicks: bool = True  # spread each click over the similar pixels of its superpixel (engine/expansion.py)
+    expansion_weight: float = ExpansionOptions.weight  # the loss weight of a spread label (a click weighs 1)
     consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
     consistency_threshold: float = 0.9
     forest_prior: bool = False  # weak labels from a random forest fit on the clicks (engine/forest_prior.py)
@@ -159,7 +161,8 @@ def train(
             events.metric("pretrain_loss", recon)
         expanded = clicks
         if options.expand_clicks or (options.forest_ensemble and options.forest_expansion):
-            expanded = [expand_clicks(src.read, lab) for src, lab in zip(sources, clicks, strict=True)]
+            spread = ExpansionOptions(weight=options.expansion_weight)
+            expanded = [expand_clicks(src.read, lab, spread) for src, lab in zip(sources, clicks, strict=True)]
             events.info(f"labels spread from the clicks: {sum(len(lab) for lab in expanded)} labelled pixels")
         if options.expand_clicks:
             labels = expanded
@@ -168,7 +171,8 @@ def train(
             events.info(f"with the forest's weak labels: {sum(len(lab) for lab in labels)} labelled pixels")
         sampler = PatchSampler(sources, labels, options.patch_size, rng, options.context_fraction)
         loss_fn = make_loss(options.loss, options.amplification, IGNORE_INDEX)
-        optimizer = torch.optim.Adam(network.parameters(), lr=options.lr)
+        lr = options.warm_lr if init is not None and options.warm_lr else options.lr
+        optimizer = torch.optim.Adam(network.parameters(), lr=lr)
         steps_per_epoch = max(1, math.ceil(patches_per_epoch(sources, options) / options.batch_size))
         final_loss, steps = _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device, events)
     finally:

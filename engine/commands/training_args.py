@@ -1,6 +1,7 @@
 """The network-training options that `train` and `simulate` share: declared, checked and read in one place."""
 
 import argparse
+from dataclasses import fields
 
 from engine.errors import InputError
 from engine.flips import CHOICES as FLIP_CHOICES
@@ -16,6 +17,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--patch-size", type=int, default=256, help="side of the training patches (multiple of 32)")
     parser.add_argument("--patches-per-epoch", type=int, help="default: the rasters' area in patches (32..512)")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warm-lr", type=float, default=TrainOptions.warm_lr,
+                        help="learning rate when continuing a model (--init; simulate's later iterations); "
+                        "default: --lr")  # fmt: skip
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=TrainOptions.lr_schedule,
                         help="cosine (default): the learning rate decays to 0 over each training run")  # fmt: skip
     parser.add_argument("--arch", default=DEFAULT_ARCH, help="any segmentation-models-pytorch architecture")
@@ -25,6 +29,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--amplification", type=float, default=5.0, help="DWCD weight for confident, wrong pixels")
     parser.add_argument("--expand-clicks", action=argparse.BooleanOptionalAction, default=TrainOptions.expand_clicks,
                         help="spread each click over the similar pixels of its superpixel (default: on)")  # fmt: skip
+    parser.add_argument("--expansion-weight", type=float, default=TrainOptions.expansion_weight,
+                        help="loss weight of a label spread from a click, a click weighing 1 (default "
+                        f"{TrainOptions.expansion_weight})")  # fmt: skip
     parser.add_argument("--consistency", type=float, default=TrainOptions.consistency,
                         help="weight of a consistency loss on unlabelled pixels (default 0: off; try 1)")  # fmt: skip
     parser.add_argument("--forest-prior", action=argparse.BooleanOptionalAction, default=TrainOptions.forest_prior,
@@ -55,18 +62,12 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         ("patch_size", args.patch_size >= 32 and args.patch_size % 32 == 0, "a multiple of 32 (the output stride)"),
         ("patches_per_epoch", args.patches_per_epoch is None or args.patches_per_epoch >= 1, "at least 1"),
         ("lr", args.lr > 0, "positive"),
+        ("warm_lr", args.warm_lr is None or args.warm_lr > 0, "positive"),
+        ("expansion_weight", 0 < args.expansion_weight <= 1, "above 0 and at most 1"),
         ("consistency", args.consistency >= 0, "0 or more"),
         ("pretrain_steps", args.pretrain_steps >= 0, "0 or more"),
     ]
     for name, ok, what in checks:
         if not ok:
             raise InputError(f"--{name.replace('_', '-')}: {getattr(args, name)} must be {what}", name)
-    return TrainOptions(
-        arch=args.arch, encoder=args.encoder, encoder_weights=args.encoder_weights, epochs=args.epochs,
-        batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-        loss=args.loss, amplification=args.amplification, patches_per_epoch=args.patches_per_epoch,
-        expand_clicks=args.expand_clicks, consistency=args.consistency, forest_prior=args.forest_prior,
-        pretrain_steps=args.pretrain_steps, forest_ensemble=args.forest_ensemble,
-        forest_expansion=args.forest_expansion, prior_correction=args.prior_correction,
-        superpixel_smoothing=args.superpixel_smoothing, flip_views=args.flip_views, seed=args.seed,
-    )  # fmt: skip
+    return TrainOptions(**{f.name: getattr(args, f.name) for f in fields(TrainOptions) if hasattr(args, f.name)})

@@ -168,6 +168,8 @@ def test_bad_option_values(tmp_path, scene, points):
     _assert_one_error(_train(scene, points, tmp_path / "m", "--patch-size", "50"), 2, "--patch-size")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--arch", "Nope"), 2, "Nope", "Unet")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--loss", "focal"), 2, "focal")
+    _assert_one_error(_train(scene, points, tmp_path / "m", "--warm-lr", "0"), 2, "--warm-lr", "positive")
+    _assert_one_error(_train(scene, points, tmp_path / "m", "--expansion-weight", "2"), 2, "--expansion-weight")
     assert not (tmp_path / "m").exists()
 
 

@@ -1,9 +1,15 @@
 """Point-to-region expansion stays inside the clicked superpixel and never crosses a strong edge."""
 
 import numpy as np
+import torch
 
+from engine import train as train_module
+from engine.classes import parse_classes
+from engine.events import Events
 from engine.expansion import ExpansionOptions, expand_clicks
 from engine.points import PixelLabels
+from engine.train import TrainOptions, train
+from tests.fixtures import clicks_per_class
 
 
 def _reader(image: np.ndarray):
@@ -70,3 +76,22 @@ def test_dissimilar_pixels_inside_the_window_are_left_out():
     assert set(zip(out.rows.tolist(), out.cols.tolist(), strict=True)) <= {
         (r, c) for r in range(18, 23) for c in range(18, 23)
     }
+
+
+def test_training_gives_the_spread_labels_the_chosen_weight(scene, monkeypatch):
+    sampled = []
+    sampler = train_module.PatchSampler
+
+    def recording(sources, labels, *args):
+        sampled.append(labels)
+        return sampler(sources, labels, *args)
+
+    monkeypatch.setattr(train_module, "PatchSampler", recording)
+    options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=2, expansion_weight=0.1,
+                           forest_ensemble=False, prior_correction=False)  # fmt: skip
+    clicks = clicks_per_class(scene.label, 4)
+    train([scene.image], [clicks], [1, 2, 3], parse_classes("background,red,blue"), options, torch.device("cpu"),
+          Events("text"))  # fmt: skip
+    weights = sampled[0][0].weight_array()
+    assert (weights == 1.0).sum() == len(clicks)
+    assert len(weights) > 2 * len(clicks) and np.allclose(weights[weights < 1], 0.1)

@@ -134,3 +134,9 @@ def test_a_damaged_forest_names_its_file(hybrid_dir):
     (hybrid_dir / FOREST_DIR / "weights.safetensors").write_bytes(b"not a forest")
     with pytest.raises(InputFileError, match="forest/weights.safetensors"):
         load_any(hybrid_dir)
+
+
+def test_a_hybrid_whose_forest_went_missing_is_damaged_not_a_network_alone(hybrid_dir):
+    (hybrid_dir / FOREST_DIR / "config.json").unlink()
+    with pytest.raises(InputFileError, match="forest/config.json is missing.*damaged"):
+        load_any(hybrid_dir)

@@ -73,3 +73,30 @@ def test_training_on_the_cpu_is_deterministic_for_a_seed(scene):
         Events("text"),
     )
     assert not all(torch.equal(first[k], other.network.state_dict()[k]) for k in first)
+
+
+def _parameters(network) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in network.named_parameters()}
+
+
+def _largest_change(before: dict[str, torch.Tensor], network) -> float:
+    return max(float((p.detach() - before[name]).abs().max()) for name, p in network.named_parameters())
+
+
+@pytest.mark.slow
+def test_a_warm_start_trains_at_the_warm_learning_rate_and_a_fresh_model_at_lr(scene, tmp_path):
+    labels = _labels(scene.label, per_class=3, seed=2)
+    small = {"epochs": 1, "batch_size": 2, "patch_size": 64, "patches_per_epoch": 4, "seed": 3,
+             "forest_ensemble": False, "prior_correction": False}  # fmt: skip
+
+    def run(init=None, **options):
+        out = tmp_path / "first" if init is None else None
+        return train([scene.image], [labels], [1, 2, 3], CLASSES, TrainOptions(**{**small, **options}),
+                     torch.device("cpu"), Events("text"), init, out)  # fmt: skip
+
+    first = run()
+    before = _parameters(first.network)
+    assert _largest_change(before, run(tmp_path / "first").network) > 1e-4  # at lr 1e-3
+    assert _largest_change(before, run(tmp_path / "first", warm_lr=1e-9).network) < 1e-6
+    fresh = run(warm_lr=1e-9)  # no --init: the warm learning rate does not apply
+    assert _largest_change(before, fresh.network) == 0.0
