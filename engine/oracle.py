@@ -23,6 +23,13 @@ def _labels(flat: np.ndarray, reference: np.ndarray) -> PixelLabels:
     return PixelLabels(flat // width, flat % width, reference.ravel()[flat].astype(np.int64))
 
 
+def _per_class(mask, reference, num_classes: int, k: int, rng, labelled) -> PixelLabels:
+    """``k`` random pixels of each class among those of ``mask`` not yet ``labelled``."""
+    open_ = mask if labelled is None else mask & ~labelled
+    picks = [_pick(open_ & (reference == c), k, rng) for c in range(num_classes)]
+    return _labels(np.sort(np.concatenate(picks)), reference)
+
+
 def labelled_mask(labels: PixelLabels, shape: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(shape, bool)
     mask[labels.rows, labels.cols] = True
@@ -38,9 +45,7 @@ def points_per_class(
     labelled: np.ndarray | None = None,
 ) -> PixelLabels:
     """``k`` random pixels of each class present in the reference (the first clicks when there are no seeds)."""
-    open_ = valid if labelled is None else valid & ~labelled
-    picks = [_pick(open_ & (reference == c), k, rng) for c in range(num_classes)]
-    return _labels(np.sort(np.concatenate(picks)), reference)
+    return _per_class(valid, reference, num_classes, k, rng, labelled)
 
 
 def error_clicks(
@@ -53,11 +58,7 @@ def error_clicks(
     labelled: np.ndarray | None = None,
 ) -> PixelLabels:
     """The seed paper's protocol: per class, ``k`` random pixels of that class that the prediction gets wrong."""
-    wrong = valid & (predicted != reference)
-    if labelled is not None:
-        wrong &= ~labelled
-    picks = [_pick(wrong & (reference == c), k, rng) for c in range(num_classes)]
-    return _labels(np.sort(np.concatenate(picks)), reference)
+    return _per_class(valid & (predicted != reference), reference, num_classes, k, rng, labelled)
 
 
 def answer(
