@@ -50,7 +50,8 @@ class TrainOptions:
     batch_size: int = 8
     patch_size: int = 256
     lr: float = 1e-3
-    warm_lr: float | None = None  # the learning rate when continuing a model (--init); None: ``lr``
+    warm_lr: float | None = 3e-4  # the learning rate when continuing a model (--init); None: ``lr``. Measured: a
+    # gentler warm start avoids the collapses after error clicks (docs/benchmarks.md, "A gentler warm start")
     loss: str = "dwcd+ce"  # measured: learns faster from few points than dwcd alone (docs/benchmarks.md)
     amplification: float = 5.0
     patches_per_epoch: int | None = None  # default: the rasters' area in patches, between 4 batches and 512 patches

@@ -65,6 +65,22 @@ def test_a_run_from_before_the_forest_ensemble_counts_as_the_network_alone(tmp_p
     assert ran == [default]  # not as the default, which adds the forest
 
 
+def test_a_run_from_before_the_warm_learning_rate_warm_started_at_its_first_rate(tmp_path, monkeypatch):
+    """--warm-lr arrived at 3e-4 by default; runs stored before it warm-started at --lr (1e-3)."""
+    argv = _argv(tmp_path / "old", *bench_recipes.RECIPES["fast_warm_start"])
+    _write(tmp_path / "old", argv, _rows([0.3] * bench_recipes.ITERATIONS))
+    summary = json.loads((tmp_path / "old" / "results.json").read_text())
+    del summary["options"]["train"]["warm_lr"]
+    (tmp_path / "old" / "results.json").write_text(json.dumps(summary))
+    ran = []
+    monkeypatch.setattr(bench_recipes, "_run_engine", lambda argv_sim, path: ran.append(argv_sim))
+    bench_recipes._run_or_reuse(argv, tmp_path / "old")
+    assert ran == []  # reused as the fast warm start
+    default = _argv(tmp_path / "old", *bench_recipes.RECIPES["default"])
+    bench_recipes._run_or_reuse(default, tmp_path / "old")
+    assert ran == [default]  # not as the default's gentler warm start
+
+
 @pytest.mark.parametrize("change", ["other_options", "unfinished"])
 def test_a_different_or_unfinished_run_runs_again(tmp_path, monkeypatch, change):
     argv = _argv(tmp_path / "rf", "--model", "rf")

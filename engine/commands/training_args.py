@@ -19,7 +19,7 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warm-lr", type=float, default=TrainOptions.warm_lr,
                         help="learning rate when continuing a model (--init; simulate's later iterations); "
-                        "default: --lr")  # fmt: skip
+                        f"default {TrainOptions.warm_lr}")  # fmt: skip
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=TrainOptions.lr_schedule,
                         help="cosine (default): the learning rate decays to 0 over each training run")  # fmt: skip
     parser.add_argument("--arch", default=DEFAULT_ARCH, help="any segmentation-models-pytorch architecture")
