@@ -49,36 +49,26 @@ def test_a_run_from_before_an_option_existed_counts_it_at_its_default(tmp_path, 
     assert len(ran) == 1  # the option asked at another value than its default: run again
 
 
-def test_a_run_from_before_the_forest_ensemble_counts_as_the_network_alone(tmp_path, monkeypatch):
-    """--forest-ensemble arrived on by default; runs stored before it trained the network alone."""
-    argv = _argv(tmp_path / "net", *bench_recipes.RECIPES["network"])
-    _write(tmp_path / "net", argv, _rows([0.3] * bench_recipes.ITERATIONS))
-    summary = json.loads((tmp_path / "net" / "results.json").read_text())
-    del summary["options"]["train"]["forest_ensemble"]
-    (tmp_path / "net" / "results.json").write_text(json.dumps(summary))
-    ran = []
-    monkeypatch.setattr(bench_recipes, "_run_engine", lambda argv_sim, path: ran.append(argv_sim))
-    bench_recipes._run_or_reuse(argv, tmp_path / "net")
-    assert ran == []  # reused as the network alone
-    default = _argv(tmp_path / "net", *bench_recipes.RECIPES["default"])
-    bench_recipes._run_or_reuse(default, tmp_path / "net")
-    assert ran == [default]  # not as the default, which adds the forest
-
-
-def test_a_run_from_before_the_warm_learning_rate_warm_started_at_its_first_rate(tmp_path, monkeypatch):
-    """--warm-lr arrived at 3e-4 by default; runs stored before it warm-started at --lr (1e-3)."""
-    argv = _argv(tmp_path / "old", *bench_recipes.RECIPES["fast_warm_start"])
+@pytest.mark.parametrize(
+    ("recipe", "option"),
+    [("network", "forest_ensemble"),  # arrived on by default; runs stored before it trained the network alone
+     ("fast_warm_start", "warm_lr")],  # arrived at 3e-4; runs stored before it warm-started at --lr (1e-3)
+)  # fmt: skip
+def test_a_run_from_before_an_option_counts_as_the_behaviour_before_it_not_as_the_default(
+    tmp_path, monkeypatch, recipe, option
+):
+    argv = _argv(tmp_path / "old", *bench_recipes.RECIPES[recipe])
     _write(tmp_path / "old", argv, _rows([0.3] * bench_recipes.ITERATIONS))
     summary = json.loads((tmp_path / "old" / "results.json").read_text())
-    del summary["options"]["train"]["warm_lr"]
+    del summary["options"]["train"][option]
     (tmp_path / "old" / "results.json").write_text(json.dumps(summary))
     ran = []
     monkeypatch.setattr(bench_recipes, "_run_engine", lambda argv_sim, path: ran.append(argv_sim))
     bench_recipes._run_or_reuse(argv, tmp_path / "old")
-    assert ran == []  # reused as the fast warm start
+    assert ran == []  # reused as the recipe that keeps the old behaviour
     default = _argv(tmp_path / "old", *bench_recipes.RECIPES["default"])
     bench_recipes._run_or_reuse(default, tmp_path / "old")
-    assert ran == [default]  # not as the default's gentler warm start
+    assert ran == [default]  # not as the default
 
 
 @pytest.mark.parametrize("change", ["other_options", "unfinished"])
