@@ -80,6 +80,9 @@ RECIPES = {
     "forest_expansion": ["--forest-expansion", *FAST_WARM],
     "spread_weight": ["--expansion-weight", "0.1", *FAST_WARM],
     "budget_x4": ["--epochs", str(4 * EPOCHS)],
+    "resnet34": ["--encoder", "resnet34"],
+    "jitter": ["--jitter", "0.2"],
+    "batch_4": ["--batch-size", "4"],  # twice the steps on the same pixels
 }
 PEERS = ("rf", "plain_dwcd")  # what the default must beat (issue 6)
 COMPARED = ("default", *PEERS)
@@ -99,7 +102,7 @@ def main(argv: list[str]) -> None:
         folder = Path(options.out) / name
         if name == "massachusetts_roads":  # 1500 px tiles: 512 px crops of 10 of them, 4 to score, 6 to train
             manifest = _crop_manifest(manifest, folder / "crops", count=10, val=4)
-        seeds = [int(s) for s in options.seeds.split(",")] if options.seeds else [options.seed]
+        seeds = [int(s) for s in options.seeds.split(",")]
         by_seed = {}
         for seed in seeds:
             results = {}
@@ -122,9 +125,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--datasets", default="bsb_toy,massachusetts_roads")
     parser.add_argument("--recipes", default="default,no_flips,network,rf,plain_dwcd,dense")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0, help="runs of another seed go to RECIPE_seedN folders")
-    parser.add_argument("--seeds", help="several seeds, e.g. 0,1,2: each seed's table, then the means over seeds "
-                        "(single runs swing by up to 0.25 at an iteration: compare recipes over seeds)")  # fmt: skip
+    parser.add_argument("--seeds", "--seed", default="0", help="one seed or several, e.g. 0,1,2: each seed's table "
+                        "(runs of seed N > 0 go to RECIPE_seedN folders), then the means over the seeds (single runs "
+                        "swing by up to 0.25 at an iteration: compare recipes over seeds)")  # fmt: skip
     return parser.parse_known_args(argv)[0]  # other benchmarks' options are ignored
 
 

@@ -1,7 +1,8 @@
 """Training patches from sparse labels: patches around labelled points plus random context patches.
 
 Each patch comes with a sparse label mask (``IGNORE_INDEX`` where nothing was clicked) and is flipped and rotated
-by multiples of 90 degrees jointly with its mask.
+by multiples of 90 degrees jointly with its mask. With ``jitter`` each band of each patch also gets a random gain
+in [1 - jitter, 1 + jitter] and offset in [-jitter, jitter] (normalised units): another light, season or sensor.
 """
 
 from dataclasses import dataclass
@@ -71,9 +72,10 @@ class PatchSampler:
         rng: np.random.Generator,
         context_fraction: float = 0.25,
         augment: bool = True,
+        jitter: float = 0.0,
     ):
         self.sources, self.labels, self.size = sources, labels, patch_size
-        self.rng, self.context_fraction, self.augment = rng, context_fraction, augment
+        self.rng, self.context_fraction, self.augment, self.jitter = rng, context_fraction, augment, jitter
         owners = [np.full(len(lab), i) for i, lab in enumerate(labels)]
         self._owner = np.concatenate(owners) if owners else np.zeros(0, int)
         self._index = np.concatenate([np.arange(len(lab)) for lab in labels]) if labels else np.zeros(0, int)
@@ -98,6 +100,8 @@ class PatchSampler:
             src = self.sources[k]
         image, valid = src.read(row, col, self.size)
         target, weight = self._target(k, row, col, valid)
+        if self.jitter > 0:
+            image = self._jitter(image, valid)
         if self.augment:
             image, target, weight = self._augment(image, target, weight)
         return Patch(*(np.ascontiguousarray(a) for a in (image, target, weight)))
@@ -116,6 +120,13 @@ class PatchSampler:
         target[~valid] = IGNORE_INDEX
         weight[~valid] = 0
         return target, weight
+
+    def _jitter(self, image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Each band times a random gain plus a random offset, on valid pixels (nodata stays 0)."""
+        shape = (image.shape[0], 1, 1)
+        gain = self.rng.uniform(1 - self.jitter, 1 + self.jitter, shape).astype(np.float32)
+        offset = self.rng.uniform(-self.jitter, self.jitter, shape).astype(np.float32)
+        return np.where(valid, image * gain + offset, image).astype(np.float32)
 
     def _augment(self, image: np.ndarray, *masks: np.ndarray) -> tuple[np.ndarray, ...]:
         turns = int(self.rng.integers(4))

@@ -128,3 +128,8 @@ def test_across_seeds_the_means_lowest_iterations_and_wins_are_counted_over_all_
     assert "| rf | 0.383 | 0.367 | 0.375 | 0.300 |" in text
     assert "default beats rf at 8 of 12 iterations over 2 seeds" in text
     assert "plain_dwcd" not in text
+
+
+@pytest.mark.parametrize(("argv", "seeds"), [([], "0"), (["--seed", "1"], "1"), (["--seeds", "0,1,2"], "0,1,2")])
+def test_one_seed_or_several_are_one_option(argv, seeds):
+    assert bench_recipes._parse(argv).seeds == seeds

@@ -32,6 +32,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--expansion-weight", type=float, default=TrainOptions.expansion_weight,
                         help="loss weight of a label spread from a click, a click weighing 1 (default "
                         f"{TrainOptions.expansion_weight})")  # fmt: skip
+    parser.add_argument("--jitter", type=float, default=TrainOptions.jitter,
+                        help="colour augmentation: each band of each training patch gets a random gain in "
+                        "[1-J, 1+J] and offset in [-J, J] standard deviations (default 0: off)")  # fmt: skip
     parser.add_argument("--consistency", type=float, default=TrainOptions.consistency,
                         help="weight of a consistency loss on unlabelled pixels (default 0: off; try 1)")  # fmt: skip
     parser.add_argument("--forest-prior", action=argparse.BooleanOptionalAction, default=TrainOptions.forest_prior,
@@ -64,6 +67,7 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         ("lr", args.lr > 0, "positive"),
         ("warm_lr", args.warm_lr is None or args.warm_lr > 0, "positive"),
         ("expansion_weight", 0 < args.expansion_weight <= 1, "above 0 and at most 1"),
+        ("jitter", 0 <= args.jitter < 1, "0 or more and below 1"),
         ("consistency", args.consistency >= 0, "0 or more"),
         ("pretrain_steps", args.pretrain_steps >= 0, "0 or more"),
     ]

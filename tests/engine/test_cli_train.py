@@ -170,6 +170,7 @@ def test_bad_option_values(tmp_path, scene, points):
     _assert_one_error(_train(scene, points, tmp_path / "m", "--loss", "focal"), 2, "focal")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--warm-lr", "0"), 2, "--warm-lr", "positive")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--expansion-weight", "2"), 2, "--expansion-weight")
+    _assert_one_error(_train(scene, points, tmp_path / "m", "--jitter", "1"), 2, "--jitter", "below 1")
     assert not (tmp_path / "m").exists()
 
 

@@ -82,9 +82,9 @@ def test_training_gives_the_spread_labels_the_chosen_weight(scene, monkeypatch):
     sampled = []
     sampler = train_module.PatchSampler
 
-    def recording(sources, labels, *args):
+    def recording(sources, labels, *args, **kwargs):
         sampled.append(labels)
-        return sampler(sources, labels, *args)
+        return sampler(sources, labels, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "PatchSampler", recording)
     options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=2, expansion_weight=0.1,

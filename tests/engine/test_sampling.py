@@ -10,9 +10,10 @@ from tests.fixtures import write_raster
 IDENTITY = Normalization([0.0], [1e9], [0.0], [1.0])
 
 
-def _sampler(path, labels, size=16, context=0.0, augment=True, seed=0):
-    source = RasterSource(path, [1], IDENTITY)
-    return PatchSampler([source], [labels], size, np.random.default_rng(seed), context, augment)
+def _sampler(path, labels, size=16, context=0.0, augment=True, seed=0, bands=(1,), jitter=0.0):
+    source = RasterSource(path, list(bands), Normalization([0.0] * len(bands), [1e9] * len(bands),
+                                                          [0.0] * len(bands), [1.0] * len(bands)))  # fmt: skip
+    return PatchSampler([source], [labels], size, np.random.default_rng(seed), context, augment, jitter)
 
 
 def test_label_pixels_carry_their_class_and_the_rest_is_ignored(tmp_path):
@@ -80,3 +81,26 @@ def test_context_patches_come_from_anywhere(tmp_path):
     sampler = _sampler(path, labels, size=16, context=1.0, augment=False)
     origins = {divmod(int(sampler.sample().image[0, 0, 0]) - 1, 64) for _ in range(30)}
     assert len(origins) > 10
+
+
+def test_jitter_changes_each_band_by_a_bounded_gain_and_offset_and_leaves_labels_and_nodata_alone(tmp_path):
+    data = np.full((2, 16, 16), 10, np.float32)
+    data[:, :, 8:] = 60  # every patch holds the label at column 8, and column 7 unless it starts there
+    data[:, 0, 0] = 0  # nodata
+    path = write_raster(tmp_path / "two.tif", data, nodata=0)
+    labels = PixelLabels(np.array([8]), np.array([8]), np.array([1]))
+    sampler = _sampler(path, labels, size=16, augment=False, bands=(1, 2), jitter=0.2)
+    gains = []
+    for _ in range(30):
+        patch = sampler.sample()
+        assert (patch.target == 1).sum() == 1 and (patch.target == IGNORE_INDEX).sum() == 16 * 16 - 1
+        for band in patch.image:
+            values = np.unique(band[band != 0])  # 10 and 60 before the jitter; padding and nodata stay 0
+            assert len(values) in (1, 2)
+            if len(values) == 1:  # the patch starts at column 8
+                continue
+            gain = (values[1] - values[0]) / 50
+            offset = values[0] - 10 * gain
+            assert 0.8 - 1e-4 <= gain <= 1.2 + 1e-4 and -0.2 - 1e-4 <= offset <= 0.2 + 1e-4
+            gains.append(gain)
+    assert len(gains) > 30 and np.std(gains) > 0.05  # each patch and band draws its own
