@@ -32,7 +32,9 @@ network. Recipes:
   ``forest_expansion`` (``fast_warm_start`` with the forest also fit on the clicks' superpixel expansion);
   ``spread_weight`` (``fast_warm_start`` with the labels spread from the clicks weighted 0.1 instead of 0.3);
   ``budget_x4`` (the default with 4 times the epochs per iteration, nearer the budget of `engine train`'s own
-  defaults than the bench's 15 epochs).
+  defaults than the bench's 15 epochs); ``resnet34`` (the default with a resnet34 encoder), ``jitter`` (the default
+  with colour augmentation, ``--jitter 0.2``), ``batch_4`` (the default with batches of 4: twice the steps on the
+  same pixels).
 """
 
 import argparse

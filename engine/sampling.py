@@ -126,7 +126,7 @@ class PatchSampler:
         shape = (image.shape[0], 1, 1)
         gain = self.rng.uniform(1 - self.jitter, 1 + self.jitter, shape).astype(np.float32)
         offset = self.rng.uniform(-self.jitter, self.jitter, shape).astype(np.float32)
-        return np.where(valid, image * gain + offset, image).astype(np.float32)
+        return np.where(valid, image * gain + offset, image)
 
     def _augment(self, image: np.ndarray, *masks: np.ndarray) -> tuple[np.ndarray, ...]:
         turns = int(self.rng.integers(4))

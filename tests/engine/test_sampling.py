@@ -7,12 +7,10 @@ from engine.points import PixelLabels
 from engine.sampling import IGNORE_INDEX, PatchSampler, RasterSource
 from tests.fixtures import write_raster
 
-IDENTITY = Normalization([0.0], [1e9], [0.0], [1.0])
-
 
 def _sampler(path, labels, size=16, context=0.0, augment=True, seed=0, bands=(1,), jitter=0.0):
-    source = RasterSource(path, list(bands), Normalization([0.0] * len(bands), [1e9] * len(bands),
-                                                          [0.0] * len(bands), [1.0] * len(bands)))  # fmt: skip
+    n = len(bands)
+    source = RasterSource(path, list(bands), Normalization([0.0] * n, [1e9] * n, [0.0] * n, [1.0] * n))  # identity
     return PatchSampler([source], [labels], size, np.random.default_rng(seed), context, augment, jitter)
 
 
