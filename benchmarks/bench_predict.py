@@ -3,7 +3,8 @@
 1. Throughput: ``predict_raster`` (reader thread, network, blending, writer thread, GeoTIFF compression, overviews)
    on a generated raster, in megapixels per second, next to the bare network forward (``network(x)`` alone, inputs
    already on the device) on the same number of tiles of the same shape, in the same run; their ratio is the share of
-   the network's speed the pipeline keeps (goal: at least 85%).
+   the network's speed the pipeline keeps (goal: at least 85%). Each network runs twice, in channels-last memory format
+   (the engine's default on CPU and CUDA) and in torch's default layout (the baseline), and their ratio is printed.
 2. Memory: peak resident memory (VmHWM) of a fresh process predicting a small and a large raster, and their ratio
    (goal: within 30%); also the resident memory before predicting (imports, network), to show what prediction adds.
 
@@ -32,8 +33,9 @@ import rasterio
 import torch
 from torch import nn
 
-from benchmarks.machine import describe
+from benchmarks.machine import describe, layout, layout_name
 from engine.classes import parse_classes
+from engine.device import memory_format
 from engine.events import Events
 from engine.models import ModelConfig, build_network
 from engine.normalization import Normalization
@@ -103,13 +105,10 @@ def _sync(device: torch.device) -> None:
 
 
 def bare_forward_seconds(network: nn.Module, device: torch.device, tiles: int) -> float:
-    """The network alone on ``tiles`` tiles (batches of BATCH, inputs already on the device)."""
-    network = network.to(device).eval()
-    x = torch.randn(BATCH, 3, TILE, TILE, device=device)
+    """The network alone on ``tiles`` tiles (batches of BATCH, inputs already on the device, in the engine's layout)."""
+    network = network.to(device, memory_format=memory_format(device)).eval()
+    x = torch.randn(BATCH, 3, TILE, TILE, device=device).contiguous(memory_format=memory_format(device))
     use_amp = device.type == "cuda"
-    if use_amp:
-        network = network.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
         network(x)  # warm-up
@@ -196,14 +195,22 @@ def main(argv: list[str]) -> int:
     log.info("tiles %d px, overlap %d, batch %d; outputs prediction.tif + uncertainty.tif (entropy)",
              TILE, OVERLAP, BATCH)  # fmt: skip
     try:
-        runs = [("tiny", 2048 if args.quick else 8192)]
-        runs.append(("unet-resnet18", 1024 if args.quick or device.type != "cuda" else 8192))
-        log.info("| network | raster | tiles | pipeline MP/s | bare network MP/s | pipeline / bare |")
-        log.info("|---|---|---|---|---|---|")
-        for name, size in runs:
-            r = throughput(name, size, device, workdir)
-            log.info("| %s | %d^2 | %d | %.2f | %.2f | %.0f%% |", name, size, r["tiles"], r["pipeline_mps"],
-                     r["bare_mps"], 100 * r["ratio"])  # fmt: skip
+        sizes = {"tiny": 2048 if args.quick else 8192,
+                 "unet-resnet18": 1024 if args.quick or device.type != "cuda" else 8192}  # fmt: skip
+        runs = [(name, size, channels_last) for name, size in sizes.items() for channels_last in (False, True)]
+        log.info("| network | layout | raster | tiles | pipeline MP/s | bare network MP/s | pipeline / bare |")
+        log.info("|---|---|---|---|---|---|---|")
+        pipeline = {}
+        for name, size, channels_last in runs:
+            with layout(channels_last):
+                r = throughput(name, size, device, workdir)
+            pipeline[name, channels_last] = r["pipeline_mps"]
+            log.info("| %s | %s | %d^2 | %d | %.2f | %.2f | %.0f%% |", name, layout_name(channels_last), size,
+                     r["tiles"], r["pipeline_mps"], r["bare_mps"], 100 * r["ratio"])  # fmt: skip
+        for name in sizes:
+            log.info(
+                "%s pipeline, channels-last / contiguous: %.2fx", name, pipeline[name, True] / pipeline[name, False]
+            )
         small, large = (1024, 4096) if args.quick else (4096, 16384)
         mem = [peak_memory("pointwise", s, args.device, workdir) for s in (small, large)]
         log.info("memory (network: pointwise)")

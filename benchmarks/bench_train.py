@@ -1,4 +1,6 @@
-"""Training: throughput in megapixels per second, and the default-loss comparison on a small scene.
+"""Training: the training loop's throughput in megapixels per second, in channels-last memory format (the engine's
+default) against torch's default layout (the baseline) in the same run, and the default-loss comparison on a small
+scene.
 
 .venv/bin/python -m benchmarks bench_train [--quick]
 """
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.machine import describe
+from benchmarks.machine import describe, layout, layout_name
 from engine.classes import parse_classes
 from engine.events import Events
 from engine.points import PixelLabels
@@ -43,6 +45,17 @@ def _miou(network, config, image: Path, label: np.ndarray, keep: np.ndarray) -> 
     return float(np.mean(ious))
 
 
+def _loop_throughput(image: Path, labels: PixelLabels, patch: int, batch: int, steps: int, quiet: Events) -> float:
+    """Megapixels of patches per second of the training loop alone (no forest, no prior correction): the time of
+    ``steps`` + 1 steps less that of one step (what comes before and after the loop)."""
+    seconds = []
+    for count in (batch, batch * (steps + 1)):
+        options = TrainOptions(epochs=1, batch_size=batch, patch_size=patch, patches_per_epoch=count, seed=0,
+                               forest_ensemble=False, prior_correction=False, superpixel_smoothing=False)  # fmt: skip
+        seconds.append(train([image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), quiet).seconds)
+    return steps * batch * patch * patch / max(seconds[1] - seconds[0], 1e-9) / 1e6
+
+
 def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     log.info("machine: %s", describe())
@@ -50,13 +63,17 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scene = write_scene(Path(tmp), 512 if not quick else 256, seed=0)
         labels = _labels(scene.label, 5, 0)
-        for patch in (256,) if not quick else (128,):
-            options = TrainOptions(epochs=1, batch_size=4, patch_size=patch, patches_per_epoch=16, seed=0)
-            start = time.perf_counter()
-            train([scene.image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), quiet)
-            seconds = time.perf_counter() - start
-            log.info("train throughput, U-Net resnet18, patch %d, batch 4: %.3f MP/s (%d patches in %.1f s)",
-                     patch, 16 * patch * patch / seconds / 1e6, 16, seconds)  # fmt: skip
+        patch, batch, steps = (128, 4, 4) if quick else (256, 8, 8)
+        speed = {}
+        for channels_last in (False, True, False, True):  # alternated: a load change hits both layouts alike
+            with layout(channels_last):
+                speed.setdefault(channels_last, []).append(
+                    _loop_throughput(scene.image, labels, patch, batch, steps, quiet)
+                )
+        for channels_last, mps in speed.items():
+            log.info("training loop, U-Net resnet18, patch %d, batch %d, %s: %s MP/s", patch, batch,
+                     layout_name(channels_last), " and ".join(f"{v:.3f}" for v in mps))  # fmt: skip
+        log.info("channels-last / contiguous: %.2fx (best run of each)", max(speed[True]) / max(speed[False]))
         scene = write_scene(Path(tmp), 128, seed=0)
         labels = _labels(scene.label, 5, 0)
         keep = np.ones_like(scene.label, bool)

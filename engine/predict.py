@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import cancel
+from engine.device import memory_format, to_layout
 from engine.flips import flip_mean, views_of
 from engine.forest import ForestModel, forest_probabilities
 from engine.hybrid import HybridModel, blend
@@ -82,7 +83,8 @@ def predict_probabilities(
     ``config.normalization``); ``valid``: H x W bool (False on nodata). Tiles of ``tile_size`` (a multiple of the
     network's output stride) overlap by ``overlap`` pixels and are blended; an image smaller than a tile is padded.
     ``progress(done, total)`` is called after every batch, in tiles. The network runs in eval mode and is put back in
-    the mode it was in; on CUDA it is moved to channels-last memory format and runs under autocast (bf16 or fp16).
+    the mode it was in; on CPU and CUDA it runs in channels-last memory format (engine/device.py), on CUDA under
+    autocast (bf16 or fp16).
     The probabilities are corrected by the class-prior factor the model was trained with, if any (engine/prior.py).
     """
     prediction = _predict_raw(network, config, image, valid, device, tile_size, overlap, batch_size, mc_samples,
@@ -147,7 +149,8 @@ def _crop(image: np.ndarray, valid: np.ndarray, row: int, col: int, height: int,
 
 
 class Inference:
-    """Runs the network on batches of normalised tiles: eval mode, no autograd, AMP and channels-last on CUDA.
+    """Runs the network on batches of normalised tiles: eval mode, no autograd, channels-last on CPU and CUDA,
+    AMP on CUDA.
 
     Calling it with a B x bands x h x w float32 array returns (probabilities B x C x h x w, BALD B x h x w or None).
     ``views`` > 1: the probabilities are averaged over that many flips of each tile (engine/flips.py); BALD comes
@@ -161,9 +164,7 @@ class Inference:
         self.device = torch.device(device)
         self.mc_samples, self.dropout, self.views = mc_samples, dropout, views
         self.cuda = self.device.type == "cuda"
-        self.network = network.to(self.device).eval()
-        if self.cuda:
-            self.network = self.network.to(memory_format=torch.channels_last)
+        self.network = network.to(self.device, memory_format=memory_format(self.device)).eval()
         self.amp_dtype = torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16
         if mc_samples > 0 and not isinstance(getattr(network, "segmentation_head", None), nn.Module):
             raise ValueError(
@@ -173,8 +174,8 @@ class Inference:
     def to_device(self, images: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(images)
         if self.cuda:
-            x = x.pin_memory().to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        return x.to(self.device)
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        return to_layout(x.to(self.device), self.device)
 
     def __call__(self, images: np.ndarray, valid=None) -> tuple[np.ndarray, np.ndarray | None]:
         """``valid`` (each tile's input validity) is not needed: nodata is 0 after normalisation."""

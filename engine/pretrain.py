@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import cancel
+from engine.device import memory_format, to_layout
 from engine.events import Events
 from engine.models import build_network
 from engine.points import PixelLabels
@@ -30,13 +31,14 @@ def pretrain(
 ) -> float:  # fmt: skip
     """Warm ``network``'s encoder and decoder up by masked reconstruction; returns the last reconstruction loss."""
     bands = sources[0].normalization
-    recon = build_network(arch, encoder, len(bands.mean), len(bands.mean)).to(device).train()
+    recon = build_network(arch, encoder, len(bands.mean), len(bands.mean))
+    recon.to(device, memory_format=memory_format(device)).train()
     sampler = PatchSampler(sources, [PixelLabels() for _ in sources], patch_size, rng, context_fraction=1.0)
     optimizer = torch.optim.Adam(recon.parameters(), lr=lr)
     loss = torch.zeros(())
     for step in range(1, steps + 1):
         cancel.check()
-        images = torch.from_numpy(sampler.batch(batch_size)[0]).to(device)
+        images = to_layout(torch.from_numpy(sampler.batch(batch_size)[0]).to(device), device)
         hidden = mask_blocks(images, block=max(4, patch_size // 16), ratio=0.5)
         output = recon(images * (1 - hidden))
         loss = (((output - images) ** 2) * hidden).sum() / hidden.sum().clamp_min(1) / images.shape[1]

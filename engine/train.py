@@ -1,4 +1,5 @@
-"""The training loop: sparse labels, patches, the chosen loss, warm start, AMP on CUDA, cancel between steps."""
+"""The training loop: sparse labels, patches, the chosen loss, warm start, AMP on CUDA, channels-last on CPU and
+CUDA, cancel between steps."""
 
 import contextlib
 import math
@@ -12,6 +13,7 @@ import torch
 from engine import cancel
 from engine.classes import ClassInfo
 from engine.consistency import consistency_loss, strong_view
+from engine.device import memory_format, to_layout
 from engine.errors import InputError
 from engine.events import Events
 from engine.expansion import ExpansionOptions, expand_clicks
@@ -154,6 +156,7 @@ def train(
     start = time.monotonic()
     rng = seed_everything(options.seed, device)
     network, config = prepare(rasters, bands, classes, options, init, device)
+    network.to(memory_format=memory_format(device))  # before the optimizer sees its parameters
     sources = [RasterSource(p, bands, config.normalization) for p in rasters]
     clicks = labels
     try:
@@ -247,6 +250,7 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
         for _ in range(steps_per_epoch):
             cancel.check()
             images, targets, weights = (torch.from_numpy(a).to(device) for a in sampler.batch(options.batch_size))
+            images = to_layout(images, device)
             autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
             if options.consistency > 0:
                 strong, flipped = strong_view(images)

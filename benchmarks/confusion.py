@@ -1,0 +1,108 @@
+"""Where a trained model errs on a manifest's validation images: per-class IoU, predicted against reference class
+shares, the confusion matrix, and how far a perfect class-prior correction could take it.
+
+    .venv/bin/python -m benchmarks.confusion --manifest DATA/manifest.json MODEL_DIR [MODEL_DIR ...]
+
+MODEL_DIR is any model directory (network, forest or hybrid), e.g. a stored bench_recipes run's
+``<recipe>/error/model`` or ``dense/dense/model``. The validation images are the ones `engine simulate` scores
+(the manifest's split, default fraction and seed). The model predicts as `engine predict` does (its flips, prior
+correction and smoothing).
+
+"Oracle shares" is an upper bound, not a method: per-class factors on the probabilities, fitted on the validation
+images themselves so that the predicted class shares equal the reference's. It answers "is this class missed because
+the model cannot tell it apart, or only because its threshold is off?" (docs/benchmarks.md, "Why bsb_toy stays far
+from dense").
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine.manifest import read_manifest
+from engine.metrics import confusion_matrix, iou_per_class
+from engine.models import load_config
+from engine.predict import predict_probabilities
+from engine.predictor import load_any
+from engine.simulate import SimulateOptions, load_samples
+
+log = logging.getLogger("benchmarks")
+
+
+def argmax_counts(probs: list[np.ndarray], masks: list[np.ndarray], factor: np.ndarray) -> np.ndarray:
+    """Pixels per class of the argmax of ``probs`` (each C x H x W) times ``factor``, inside ``masks``."""
+    counts = np.zeros(len(factor), np.int64)
+    for p, mask in zip(probs, masks, strict=True):
+        counts += np.bincount(np.argmax(p * factor[:, None, None], 0)[mask], minlength=len(factor))
+    return counts
+
+
+def share_factors(probs: list[np.ndarray], masks: list[np.ndarray], target: np.ndarray, steps: int = 80,
+                  rate: float = 0.15) -> np.ndarray:  # fmt: skip
+    """Per-class factors (mean 1) whose argmax shares come closest to ``target`` (damped multiplicative updates; the
+    best iterate is kept, since an argmax's shares move in jumps)."""
+    factor = np.ones(len(target))
+    best, best_error = factor.copy(), np.inf
+    for _ in range(steps):
+        counts = argmax_counts(probs, masks, factor)
+        shares = counts / max(counts.sum(), 1)
+        error = float(np.abs(shares - target).sum())
+        if error < best_error:
+            best, best_error = factor.copy(), error
+        factor = factor * (target / np.maximum(shares, 1e-4)) ** rate
+    return best / best.mean()
+
+
+def _confusion(probs, samples, factor: np.ndarray) -> np.ndarray:
+    n = len(factor)
+    cm = np.zeros((n, n), np.int64)
+    for p, s in zip(probs, samples, strict=True):
+        cm += confusion_matrix(np.argmax(p * factor[:, None, None], 0), s.reference, n, s.labelable)
+    return cm
+
+
+def _row(values) -> str:
+    return " ".join(f"{v:6.3f}" for v in values)
+
+
+def report(model_dir: Path, samples) -> None:
+    model, config = load_any(model_dir)
+    names = [c.name for c in config.classes]
+    probs = [
+        predict_probabilities(model, config, s.image.astype(np.float32), s.valid, "cpu", tile_size=256, overlap=32)
+        .probs for s in samples
+    ]  # fmt: skip
+    cm = _confusion(probs, samples, np.ones(len(names)))
+    reference = cm.sum(1) / max(cm.sum(), 1)
+    log.info("%s: mIoU %.3f", model_dir, iou_per_class(cm).mean())
+    log.info("  %-16s %s", "class", " ".join(f"{n[:6]:>6}" for n in names))
+    log.info("  %-16s %s", "IoU", _row(iou_per_class(cm)))
+    log.info("  %-16s %s", "reference share", _row(reference))
+    log.info("  %-16s %s", "predicted share", _row(cm.sum(0) / max(cm.sum(), 1)))
+    log.info("  confusion (rows: reference, each summing to 1; columns: predicted)")
+    for name, row in zip(names, cm / np.maximum(cm.sum(1, keepdims=True), 1), strict=True):
+        log.info("  %-16s %s", name, _row(row))
+    factor = share_factors(probs, [s.labelable for s in samples], reference)
+    oracle = _confusion(probs, samples, factor)
+    log.info("  oracle shares (upper bound): mIoU %.3f with factors %s", iou_per_class(oracle).mean(), _row(factor))
+    log.info("  %-16s %s", "IoU then", _row(iou_per_class(oracle)))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks.confusion", description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", required=True, help="the dataset's manifest.json (the one the model ran on)")
+    parser.add_argument("models", nargs="+", type=Path, help="model directories")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    manifest = read_manifest(args.manifest)
+    options = SimulateOptions()
+    _, val = manifest.split(options.val_fraction, options.seed)
+    for model_dir in args.models:
+        report(model_dir, load_samples(val, manifest, load_config(model_dir).bands))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,70 @@
+"""benchmarks.confusion: the oracle-share fit, and the report on a model and a manifest."""
+
+import json
+import logging
+import os
+import re
+
+import numpy as np
+
+from benchmarks import confusion
+from engine.classes import parse_classes
+from engine.events import Events
+from engine.forest import ForestOptions, save_forest, train_forest
+from tests.fixtures import clicks_per_class, write_raster, write_scene
+
+
+def _diffuse(seed: int = 0):
+    """Probabilities over 3 classes that rank the pixels well but whose class-0 logit is biased down: its argmax
+    share is far below its true 50%."""
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(3, size=(40, 40), p=[0.5, 0.25, 0.25])
+    logits = rng.normal(0, 1, (3, 40, 40))
+    logits[truth, np.arange(40)[:, None], np.arange(40)[None, :]] += 2.0
+    logits[0] -= 1.5
+    probs = np.exp(logits) / np.exp(logits).sum(0)
+    return probs.astype(np.float32), truth
+
+
+def test_share_factors_match_the_target_shares_and_raise_the_missed_class():
+    probs, truth = _diffuse()
+    mask = np.ones(truth.shape, bool)
+    target = np.bincount(truth.ravel(), minlength=3) / truth.size
+    before = confusion.argmax_counts([probs], [mask], np.ones(3)) / truth.size
+    assert before[0] < target[0] - 0.1  # the case the fit is for
+    factor = confusion.share_factors([probs], [mask], target)
+    after = confusion.argmax_counts([probs], [mask], factor) / truth.size
+    assert np.abs(after - target).sum() < 0.03
+    assert factor[0] > max(factor[1], factor[2]) and abs(factor.mean() - 1) < 1e-9
+
+
+def test_share_factors_leave_matching_shares_alone():
+    probs, _ = _diffuse()
+    mask = np.ones(probs.shape[1:], bool)
+    shares = confusion.argmax_counts([probs], [mask], np.ones(3)) / mask.size
+    np.testing.assert_allclose(confusion.share_factors([probs], [mask], shares), 1.0)
+
+
+def test_the_report_names_every_class_with_the_reference_shares(tmp_path, caplog):
+    scene = write_scene(tmp_path, size=64, seed=0)
+    write_raster(tmp_path / "label.tif", scene.label)
+    manifest = tmp_path / "manifest.json"
+    item = {"image": scene.image.name, "label": "label.tif"}
+    manifest.write_text(json.dumps({"classes": ["background", "red", "blue"], "items": [
+        {**item, "split": "train"}, {**item, "split": "val"}]}))  # fmt: skip
+    classes = parse_classes("background,red,blue")
+    clicks = clicks_per_class(scene.label, 5, seed=0)
+    with open(os.devnull, "w") as sink:
+        model, config = train_forest([scene.image], [clicks], [1, 2, 3], classes, ForestOptions(trees=10),
+                                     Events("json", sink))  # fmt: skip
+    save_forest(tmp_path / "model", model, config)
+    with caplog.at_level(logging.INFO, logger="benchmarks"):
+        assert confusion.main(["--manifest", str(manifest), str(tmp_path / "model")]) == 0
+    text = caplog.text
+    miou = float(re.search(r"mIoU (\d\.\d+)", text).group(1))
+    assert miou > 0.6  # three well separated classes: far above chance
+    shares = [float(v) for v in re.search(r"reference share\s+(.*)", text).group(1).split()]
+    np.testing.assert_allclose(shares, np.bincount(scene.label.ravel(), minlength=3) / scene.label.size, atol=1e-3)
+    for name in ("background", "red", "blue"):
+        assert re.search(rf"\s{name}\s+[\d. ]+$", text, re.M), name
+    assert "oracle shares (upper bound)" in text
