@@ -86,7 +86,7 @@ RECIPES = {
     "jitter": ["--jitter", "0.2"],
     "batch_4": ["--batch-size", "4"],  # twice the steps on the same pixels
     "mobilenet_v2": ["--encoder", "mobilenet_v2"],
-    "regnetx_002": ["--encoder", "timm-regnetx_002"],
+    "regnetx_002": ["--encoder", "tu-regnetx_002"],
 }
 PEERS = ("rf", "plain_dwcd")  # what the default must beat (issue 6)
 COMPARED = ("default", *PEERS)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import InputError
 from engine.manifest import read_manifest
 from engine.metrics import confusion_matrix, iou_per_class
 from engine.models import load_config
@@ -96,11 +97,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("models", nargs="+", type=Path, help="model directories")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    manifest = read_manifest(args.manifest)
-    options = SimulateOptions()
-    _, val = manifest.split(options.val_fraction, options.seed)
-    for model_dir in args.models:
-        report(model_dir, load_samples(val, manifest, load_config(model_dir).bands))
+    try:
+        manifest = read_manifest(args.manifest)
+        options = SimulateOptions()
+        _, val = manifest.split(options.val_fraction, options.seed)
+        for model_dir in args.models:
+            report(model_dir, load_samples(val, manifest, load_config(model_dir).bands))
+    except InputError as exc:
+        log.error("%s", exc)
+        return 2
     return 0
 
 

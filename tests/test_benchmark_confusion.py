@@ -68,3 +68,13 @@ def test_the_report_names_every_class_with_the_reference_shares(tmp_path, caplog
     for name in ("background", "red", "blue"):
         assert re.search(rf"\s{name}\s+[\d. ]+$", text, re.M), name
     assert "oracle shares (upper bound)" in text
+
+
+def test_a_missing_model_is_one_line_and_exit_2(tmp_path, caplog):
+    scene = write_scene(tmp_path, size=32, seed=0)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"classes": ["a", "b", "c"], "items": [{"image": scene.image.name,
+                                                                          "label": scene.image.name}]}))  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="benchmarks"):
+        assert confusion.main(["--manifest", str(manifest), str(tmp_path / "nothing")]) == 2
+    assert "nothing" in caplog.text and "Traceback" not in caplog.text
