@@ -35,7 +35,7 @@ from torch import nn
 
 from benchmarks.machine import describe, layout, layout_name
 from engine.classes import parse_classes
-from engine.device import memory_format
+from engine.device import memory_format, to_layout
 from engine.events import Events
 from engine.models import ModelConfig, build_network
 from engine.normalization import Normalization
@@ -107,7 +107,7 @@ def _sync(device: torch.device) -> None:
 def bare_forward_seconds(network: nn.Module, device: torch.device, tiles: int) -> float:
     """The network alone on ``tiles`` tiles (batches of BATCH, inputs already on the device, in the engine's layout)."""
     network = network.to(device, memory_format=memory_format(device)).eval()
-    x = torch.randn(BATCH, 3, TILE, TILE, device=device).contiguous(memory_format=memory_format(device))
+    x = to_layout(torch.randn(BATCH, 3, TILE, TILE, device=device), device)
     use_amp = device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
