@@ -36,9 +36,9 @@ def describe(device: torch.device) -> str:
 def memory_format(device: torch.device | str) -> torch.memory_format:
     """Channels-last on CPU and CUDA, where oneDNN and cuDNN run a U-Net's convolutions faster in it (on this
     project's 2-core CPU about 1.3 times the training and 1.2 times the prediction throughput: docs/benchmarks.md,
-    "Channels-last memory layout"); MPS keeps torch's default. ``SPARSE_AL_CHANNELS_LAST=0`` turns it off (a CPU
-    where it is slower; the benchmarks' baseline)."""
-    wanted = os.environ.get("SPARSE_AL_CHANNELS_LAST", "1") != "0"
+    "Channels-last memory layout"); MPS keeps torch's default. ``SPARSE_AL_CHANNELS_LAST=0`` (or false, off, no)
+    turns it off (a CPU where it is slower; the benchmarks' baseline)."""
+    wanted = os.environ.get("SPARSE_AL_CHANNELS_LAST", "1").strip().lower() not in ("0", "false", "off", "no")
     return torch.channels_last if wanted and torch.device(device).type in ("cpu", "cuda") else torch.contiguous_format
 
 

@@ -37,8 +37,11 @@ def test_cpu_and_cuda_run_channels_last_unless_turned_off(monkeypatch):
     assert memory_format("cpu") == torch.channels_last
     assert memory_format(torch.device("cuda")) == torch.channels_last
     assert memory_format("mps") == torch.contiguous_format
-    monkeypatch.setenv("SPARSE_AL_CHANNELS_LAST", "0")
-    assert memory_format("cpu") == torch.contiguous_format
+    for off in ("0", "false", "Off"):
+        monkeypatch.setenv("SPARSE_AL_CHANNELS_LAST", off)
+        assert memory_format("cpu") == torch.contiguous_format, off
+    monkeypatch.setenv("SPARSE_AL_CHANNELS_LAST", "1")
+    assert memory_format("cpu") == torch.channels_last
 
 
 @pytest.mark.parametrize("setting, expected", [("1", True), ("0", False)])
