@@ -8,6 +8,9 @@ MODEL_DIR is any model directory (network, forest or hybrid), e.g. a stored benc
 (the manifest's split, default fraction and seed). The model predicts as `engine predict` does (its flips, prior
 correction and smoothing).
 
+"One-class weights" is what a user's `--class-weight` does (engine/class_weights.py): the mIoU when one class's
+probabilities are multiplied by each of WEIGHTS, the others left alone.
+
 "Oracle shares" is an upper bound, not a method: per-class factors on the probabilities, fitted on the validation
 images themselves so that the predicted class shares equal the reference's. It answers "is this class missed because
 the model cannot tell it apart, or only because its threshold is off?" (docs/benchmarks.md, "Why bsb_toy stays far
@@ -30,6 +33,7 @@ from engine.predictor import load_any
 from engine.simulate import SimulateOptions, load_samples
 
 log = logging.getLogger("benchmarks")
+WEIGHTS = (0.5, 0.8, 1.25, 1.5, 2.0)  # the one-class weights tried
 
 
 def argmax_counts(probs: list[np.ndarray], masks: list[np.ndarray], factor: np.ndarray) -> np.ndarray:
@@ -64,6 +68,18 @@ def _confusion(probs, samples, factor: np.ndarray) -> np.ndarray:
     return cm
 
 
+def one_class_weights(probs, samples, weights=WEIGHTS) -> np.ndarray:
+    """classes x weights: the mIoU with one class's probabilities multiplied by a weight, the others by 1."""
+    n = probs[0].shape[0]
+    table = np.zeros((n, len(weights)))
+    for c in range(n):
+        for j, weight in enumerate(weights):
+            factor = np.ones(n)
+            factor[c] = weight
+            table[c, j] = iou_per_class(_confusion(probs, samples, factor)).mean()
+    return table
+
+
 def _row(values) -> str:
     return " ".join(f"{v:6.3f}" for v in values)
 
@@ -84,6 +100,9 @@ def report(model_dir: Path, samples) -> None:
     log.info("  %-16s %s", "predicted share", _row(cm.sum(0) / max(cm.sum(), 1)))
     log.info("  confusion (rows: reference, each summing to 1; columns: predicted)")
     for name, row in zip(names, cm / np.maximum(cm.sum(1, keepdims=True), 1), strict=True):
+        log.info("  %-16s %s", name, _row(row))
+    log.info("  one-class weights (mIoU): %s", "  ".join(f"x{w:g}" for w in WEIGHTS))
+    for name, row in zip(names, one_class_weights(probs, samples), strict=True):
         log.info("  %-16s %s", name, _row(row))
     factor = share_factors(probs, [s.labelable for s in samples], reference)
     oracle = _confusion(probs, samples, factor)

@@ -35,8 +35,13 @@ STEPS = tuple(s for s in os.environ.get("SPARSE_AL_SHOT_STEPS", "train,predict,s
 EPOCHS = int(os.environ.get("SPARSE_AL_SHOT_EPOCHS", "30"))
 MODEL = os.environ.get("SPARSE_AL_SHOT_MODEL", "unet")  # or rf: the random forest
 POINTS_PER_CLASS = int(os.environ.get("SPARSE_AL_SHOT_POINTS", "8"))
-CLASSES = (("background", "#b0b0b0"), ("car", "#e31a1c"), ("road", "#505050"), ("building", "#ff7f00"),
-           ("permeable_area", "#33a02c"))  # fmt: skip
+CLASSES = (
+    ("background", "#b0b0b0", 1.25),
+    ("car", "#e31a1c", 1.0),
+    ("road", "#505050", 1.0),
+    ("building", "#ff7f00", 1.0),
+    ("permeable_area", "#33a02c", 1.0),
+)  # (name, colour, map weight)
 
 
 def main() -> None:
@@ -74,7 +79,7 @@ def main() -> None:
 
     controller = plugin.controller
     controller.open_session(str(SESSION))
-    controller.set_classes(tuple(ClassSpec(n, c) for n, c in CLASSES), 1)
+    controller.set_classes(tuple(ClassSpec(*spec) for spec in CLASSES), 1)
     controller.set_rasters([image.id()])
     controller.set_reference(reference.id())
     controller.dock.set_reference(reference)

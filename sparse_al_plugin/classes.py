@@ -1,12 +1,14 @@
-"""The class list of a session: names with colours, edited as immutable tuples (no Qt, no QGIS)."""
+"""The class list of a session: names with colours and map weights, edited as immutable tuples (no Qt, no QGIS)."""
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 # The engine's defaults (engine/classes.py), repeated here because the plugin never imports the engine.
 PALETTE = ("#b0b0b0", "#e31a1c", "#505050", "#ff7f00", "#33a02c", "#1f78b4", "#6a3d9a", "#b15928", "#fb9a99", "#a6cee3")
 NAMED_COLORS = {"background": "#b0b0b0", "car": "#e31a1c", "road": "#505050", "building": "#ff7f00",
                 "permeable_area": "#33a02c", "tree": "#1b7837", "water": "#1f78b4"}  # fmt: skip
 MAX_CLASSES = 254
+WEIGHT_LIMITS = (0.01, 100.0)  # the engine's --class-weight range (engine/class_weights.py)
 
 
 class ClassListError(ValueError):
@@ -17,9 +19,10 @@ class ClassListError(ValueError):
 class ClassSpec:
     name: str
     color: str  # "#rrggbb"
+    weight: float = 1.0  # multiplies the class's probabilities at prediction (the engine's --class-weight)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "color": self.color}
+        return {"name": self.name, "color": self.color} | ({"weight": self.weight} if self.weight != 1.0 else {})
 
 
 Classes = tuple[ClassSpec, ...]
@@ -66,15 +69,33 @@ def add_class(classes: Classes, name: str | None = None, color: str | None = Non
     return (*classes, ClassSpec(name, color))
 
 
+def check_weight(value) -> float:
+    """A map weight from a number or its text ("2", "0,5", "x2"); a ClassListError says the range otherwise."""
+    low, high = WEIGHT_LIMITS
+    try:
+        weight = float(str(value).strip().lstrip("x×").replace(",", "."))
+    except ValueError:
+        weight = math.nan
+    if not low <= weight <= high:  # NaN fails too
+        raise ClassListError(f"a class weight is a number from {low:g} to {high:g} (1: as the model predicts), "
+                             f"not {value!r}")  # fmt: skip
+    return weight
+
+
 def rename_class(classes: Classes, index: int, name: str) -> Classes:
     _check_index(classes, index)
     name = check_name(name, classes, ignore_index=index)
-    return _replace(classes, index, ClassSpec(name, classes[index].color))
+    return _replace(classes, index, replace(classes[index], name=name))
 
 
 def recolor_class(classes: Classes, index: int, color: str) -> Classes:
     _check_index(classes, index)
-    return _replace(classes, index, ClassSpec(classes[index].name, check_color(color)))
+    return _replace(classes, index, replace(classes[index], color=check_color(color)))
+
+
+def reweight_class(classes: Classes, index: int, weight) -> Classes:
+    _check_index(classes, index)
+    return _replace(classes, index, replace(classes[index], weight=check_weight(weight)))
 
 
 def remove_class(classes: Classes, index: int) -> Classes:
@@ -85,10 +106,13 @@ def remove_class(classes: Classes, index: int) -> Classes:
 
 
 def classes_from_json(items: list) -> Classes:
-    """[{"name": .., "color": ..}] (as in session.json or a model's config.json) to a validated tuple."""
+    """[{"name": .., "color": .., "weight": ..}] (as in session.json or a model's config.json, where the weight is
+    optional) to a validated tuple."""
     result: Classes = ()
     for item in items:
         result = add_class(result, str(item["name"]), item.get("color"))
+        if item.get("weight", 1.0) != 1.0:
+            result = reweight_class(result, len(result) - 1, item["weight"])
     if len(result) < 2:
         raise ClassListError("a session needs at least two classes")
     return result
@@ -96,6 +120,12 @@ def classes_from_json(items: list) -> Classes:
 
 def classes_to_json(classes: Classes) -> list[dict]:
     return [c.to_dict() for c in classes]
+
+
+def class_weights(classes: Classes, known: list[str] | None = None) -> list[str]:
+    """The engine's --class-weight values ("name=weight") of the classes weighted away from 1; with ``known`` (the
+    model's class names), only of classes the model has."""
+    return [f"{c.name}={c.weight:g}" for c in classes if c.weight != 1.0 and (known is None or c.name in known)]
 
 
 def _replace(classes: Classes, index: int, spec: ClassSpec) -> Classes:

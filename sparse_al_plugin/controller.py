@@ -219,8 +219,20 @@ class Controller(QObject):
             self.set_classes(new, self.state.active_class)
         elif edit.action == "recolor":
             self.set_classes(cl.recolor_class(classes, edit.index, edit.value), self.state.active_class)
+        elif edit.action == "reweight":
+            self._reweight_class(edit.index, edit.value)
         elif edit.action == "remove":
             self._remove_class(edit.index)
+
+    def _reweight_class(self, index: int, value: str) -> None:
+        try:
+            new = cl.reweight_class(self.state.classes, index, value)
+        finally:
+            self._show_classes()  # a refused weight goes back to the saved one
+        if new[index].weight != self.state.classes[index].weight:
+            self.set_classes(new, self.state.active_class)
+            self.notifier.info(f"{new[index].name} weighs {new[index].weight:g}: press Predict to see it "
+                               "(no retraining)")  # fmt: skip
 
     def _remove_class(self, index: int) -> None:
         classes = self.state.classes

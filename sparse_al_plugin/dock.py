@@ -40,13 +40,17 @@ from .resources import icon_path
 from .session import STRATEGIES, IterationRecord, LoopOptions, points_summary
 
 EXTENTS = (("full", "whole raster"), ("visible", "visible extent"))
+WEIGHT_TIP = (
+    "Map weight: above 1 paints more of the class, below 1 less (2: twice its probability).\n"
+    "Double-click to edit; Predict applies it without retraining, and Suggest follows it."
+)
 
 
 @dataclass(frozen=True)
 class ClassEdit:
-    action: str  # "add", "rename", "recolor", "remove" or "activate"
+    action: str  # "add", "rename", "recolor", "reweight", "remove" or "activate"
     index: int = -1
-    value: str = ""  # the new name or colour
+    value: str = ""  # the new name, colour or weight
 
 
 @dataclass(frozen=True)
@@ -123,14 +127,15 @@ class SparseAlDock(QDockWidget):
         box = QGroupBox("Classes")
         box.setToolTip("The selected class is the one you click; keys 1–9 on the map select it too")
         layout = QVBoxLayout(box)
-        self.class_table = QTableWidget(0, 4)
-        self.class_table.setHorizontalHeaderLabels(["key", "colour", "name", "points"])
+        self.class_table = QTableWidget(0, 5)
+        self.class_table.setHorizontalHeaderLabels(["key", "colour", "name", "points", "weight"])
+        self.class_table.horizontalHeaderItem(4).setToolTip(WEIGHT_TIP)
         self.class_table.verticalHeader().setVisible(False)
         self.class_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.class_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.class_table.horizontalHeader()
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for col in (0, 3):
+        for col in (0, 3, 4):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(1, 48)
@@ -306,6 +311,10 @@ class SparseAlDock(QDockWidget):
             count.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
             count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(row, 3, count)
+            weight = QTableWidgetItem(f"{spec.weight:g}")
+            weight.setToolTip(WEIGHT_TIP)
+            weight.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            table.setItem(row, 4, weight)
         table.selectRow(active)
         rows = min(len(classes), 6)
         table.setFixedHeight(table.horizontalHeader().height() + rows * table.verticalHeader().defaultSectionSize() + 4)
@@ -363,8 +372,9 @@ class SparseAlDock(QDockWidget):
             self.referenceChanged.emit(layer.id() if layer is not None else "")
 
     def _class_item_changed(self, item: QTableWidgetItem) -> None:
-        if not self._updating and item.column() == 2:
-            self.classEdited.emit(ClassEdit("rename", item.row(), item.text()))
+        action = {2: "rename", 4: "reweight"}.get(item.column())
+        if not self._updating and action:
+            self.classEdited.emit(ClassEdit(action, item.row(), item.text()))
 
     def _class_selected(self) -> None:
         rows = {index.row() for index in self.class_table.selectedIndexes()}

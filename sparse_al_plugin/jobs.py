@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .classes import Classes, classes_to_json
+from .classes import Classes
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class EngineStep:
 
 def train_job(rasters: list[str], points: Path, classes: Classes, out: Path, init: Path | None,
               options: TrainOptions) -> dict:  # fmt: skip
-    job = {"raster": list(rasters), "points": str(points), "classes": classes_to_json(classes),
-           "class_field": "class", "out": str(out)}  # fmt: skip
+    names = [{"name": c.name, "color": c.color} for c in classes]  # weights belong to predictions, not training
+    job = {"raster": list(rasters), "points": str(points), "classes": names, "class_field": "class", "out": str(out)}
     if options.model == "rf":  # refit on every point: nothing to warm-start, no network options
         return {**job, "model": "rf"}
     job.update(epochs=options.epochs, patch_size=options.patch_size, batch_size=options.batch_size)
@@ -57,20 +57,26 @@ def train_job(rasters: list[str], points: Path, classes: Classes, out: Path, ini
     return job
 
 
-def predict_job(model: Path, raster: str, out: Path, bbox: str | None = None) -> dict:
+def predict_job(model: Path, raster: str, out: Path, bbox: str | None = None, weights: list[str] = ()) -> dict:
+    """``weights``: the engine's --class-weight values (classes.class_weights)."""
     job = {"model": str(model), "raster": raster, "out": str(out)}  # one raster: --raster is not repeatable here
     if bbox:
         job["bbox"] = bbox
+    if weights:
+        job["class_weight"] = list(weights)
     return job
 
 
 def suggest_job(model: Path, rasters: list[str], out: Path, strategy: str, budget: int, iteration: int,
-                points: Path | None = None) -> dict:  # fmt: skip
-    """All rasters in one run (--raster repeats; --budget is the total). Pixels of ``points`` are not suggested."""
+                points: Path | None = None, weights: list[str] = ()) -> dict:  # fmt: skip
+    """All rasters in one run (--raster repeats; --budget is the total). Pixels of ``points`` are not suggested;
+    ``weights`` as in predict_job (the suggestions follow the weighted uncertainty)."""
     job = {"model": str(model), "raster": list(rasters), "out": str(out), "strategy": strategy,
            "budget": int(budget), "iteration": int(iteration)}  # fmt: skip
     if points is not None:
         job["points"] = str(points)
+    if weights:
+        job["class_weight"] = list(weights)
     return job
 
 

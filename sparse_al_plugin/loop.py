@@ -9,9 +9,10 @@ from pathlib import Path
 
 from qgis.core import QgsApplication, QgsRasterLayer
 
+from .classes import class_weights
 from .dock import RunRequest
 from .engine_process import EngineOutcome
-from .jobs import EngineStep, bbox_text, predict_job, suggest_job, train_job, warm_start
+from .jobs import EngineStep, bbox_text, model_classes, predict_job, suggest_job, train_job, warm_start
 from .metrics import confusion, scores
 from .notify import UserError, guarded, log
 from .session import IterationRecord, PredictionFiles, latest, safe_name, upsert, with_prediction
@@ -109,7 +110,7 @@ class Loop:
             if bbox == "":
                 continue  # the raster is outside the visible extent
             out = run_dir / f"{i + 1:02d}_{safe_name(layer.name())}"
-            job = predict_job(Path(model.model_dir), layer.source(), out, bbox)
+            job = predict_job(Path(model.model_dir), layer.source(), out, bbox, self._weights(model))
             steps.append(EngineStep("predict", job, out.with_suffix(".json"), f"predict {layer.name()}",
                                     layer.source()))  # fmt: skip
         if not steps:
@@ -123,8 +124,13 @@ class Loop:
         loop = self.c.state.loop
         points = session.points_file if session.points_file.exists() else None
         rasters = [layer.source() for layer in self._require_rasters()]
-        job = suggest_job(Path(model.model_dir), rasters, out, loop.strategy, loop.budget, model.number, points)
+        job = suggest_job(Path(model.model_dir), rasters, out, loop.strategy, loop.budget, model.number, points,
+                          self._weights(model))  # fmt: skip
         return [EngineStep("suggest", job, out.with_suffix(".json"), "suggest")]
+
+    def _weights(self, model: IterationRecord) -> list[str]:
+        """The session's class weights, for the classes the model knows (a class added since has no weight yet)."""
+        return class_weights(self.c.state.classes, model_classes(Path(model.model_dir)))
 
     def _require_rasters(self) -> list[QgsRasterLayer]:
         rasters = self.c.session_rasters()

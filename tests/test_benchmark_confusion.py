@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import re
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -45,6 +46,16 @@ def test_share_factors_leave_matching_shares_alone():
     np.testing.assert_allclose(confusion.share_factors([probs], [mask], shares), 1.0)
 
 
+def test_one_class_weights_score_what_a_user_weight_does():
+    probs, truth = _diffuse()
+    sample = SimpleNamespace(reference=truth, labelable=np.ones(truth.shape, bool))
+    table = confusion.one_class_weights([probs], [sample], (0.5, 1.0, 2.0))
+    assert table.shape == (3, 3)
+    np.testing.assert_allclose(table[:, 1], table[0, 1])  # weight 1 is the model as it is, whichever the class
+    assert table[0, 2] > table[0, 1] > table[0, 0]  # the class biased down gains from a weight above 1
+    assert table[1, 0] > table[1, 1]  # and weighting another class down helps it too
+
+
 def test_the_report_names_every_class_with_the_reference_shares(tmp_path, caplog):
     scene = write_scene(tmp_path, size=64, seed=0)
     write_raster(tmp_path / "label.tif", scene.label)
@@ -67,7 +78,7 @@ def test_the_report_names_every_class_with_the_reference_shares(tmp_path, caplog
     np.testing.assert_allclose(shares, np.bincount(scene.label.ravel(), minlength=3) / scene.label.size, atol=1e-3)
     for name in ("background", "red", "blue"):
         assert re.search(rf"\s{name}\s+[\d. ]+$", text, re.M), name
-    assert "oracle shares (upper bound)" in text
+    assert "oracle shares (upper bound)" in text and "one-class weights" in text
 
 
 def test_a_missing_model_is_one_line_and_exit_2(tmp_path, caplog):

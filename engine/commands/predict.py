@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from engine.class_weights import add_class_weight_argument, parse_class_weights, with_class_weights
 from engine.errors import InputError
 from engine.events import Events
 from engine.predict import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlap", type=int, help=f"pixels neighbouring tiles share (default {DEFAULT_OVERLAP}, at "
                         "most a quarter of the tile size)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per network pass")
+    add_class_weight_argument(parser)
 
 
 def run(args: argparse.Namespace, events: Events) -> None:
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace, events: Events) -> None:
         raise InputError(f"--mc-samples: {args.mc_samples} must not be negative", "mc_samples")
     torch.manual_seed(args.seed)  # MC dropout masks
     network, config = load_any(model, args.torch_device)
+    weights = parse_class_weights(args.class_weight, config.class_names)
+    config = with_class_weights(config, weights)
     with open_raster(raster) as ds:
         region = region_for(ds, args.bbox, args.aoi)
     overlap = args.overlap if args.overlap is not None else default_overlap(args.tile_size)
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace, events: Events) -> None:
         mc_samples=args.mc_samples, probabilities=args.probabilities, cog=args.cog,
     )  # fmt: skip
     summary = predict_raster(network, config, raster, out, region, args.torch_device, options, events, str(model))
-    events.result("predict", model_dir=str(model), raster=str(raster), **summary)
+    events.result("predict", model_dir=str(model), raster=str(raster), class_weights=weights, **summary)
 
 
 def default_overlap(tile_size: int) -> int:

@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+from engine.class_weights import add_class_weight_argument, parse_class_weights, with_class_weights
 from engine.errors import InputError
 from engine.events import Events
 from engine.points import points_to_pixels, read_points
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile-size", type=int, default=512, help="side of the network's tiles")
     parser.add_argument("--overlap", type=int, default=64, help="overlap between tiles, blended")
     parser.add_argument("--batch-size", type=int, default=4)
+    add_class_weight_argument(parser)
 
 
 def run(args: argparse.Namespace, events: Events) -> None:
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace, events: Events) -> None:
         raise InputError("--out is required: the GeoPackage to write, e.g. suggestions.gpkg", "out")
     rasters = [Path(r) for r in args.raster]
     network, config = load_any(Path(args.model), args.torch_device)
+    weights = parse_class_weights(args.class_weight, config.class_names)
+    config = with_class_weights(config, weights)
     for path in rasters:
         with open_raster(path) as ds:
             if ds.count < max(config.bands):
@@ -76,6 +80,7 @@ def run(args: argparse.Namespace, events: Events) -> None:
         suggestions=len(result.points),
         windows=result.windows,
         crs=result.points.crs.to_string(),
+        class_weights=weights,
     )
 
 

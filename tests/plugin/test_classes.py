@@ -5,11 +5,13 @@ from sparse_al_plugin.classes import (
     ClassListError,
     ClassSpec,
     add_class,
+    class_weights,
     classes_from_json,
     classes_to_json,
     recolor_class,
     remove_class,
     rename_class,
+    reweight_class,
 )
 
 
@@ -52,3 +54,30 @@ def test_json_round_trip_and_model_config_classes():
     assert classes_from_json([{"name": "a"}, {"name": "b", "color": "#00ff00"}])[1].color == "#00ff00"
     with pytest.raises(ClassListError):
         classes_from_json([{"name": "only"}])
+
+
+def test_a_weight_travels_with_its_class_through_edits_and_json():
+    classes = reweight_class(add_class(DEFAULT_CLASSES, "car"), 2, "x1.5")
+    assert classes[2].weight == 1.5 and classes[0].weight == 1.0
+    renamed = recolor_class(rename_class(classes, 2, "vehicle"), 2, "#00ff00")
+    assert renamed[2] == ClassSpec("vehicle", "#00ff00", 1.5)
+    assert classes_to_json(classes)[2] == {"name": "car", "color": classes[2].color, "weight": 1.5}
+    assert "weight" not in classes_to_json(classes)[0]  # the session file stays as it was for unweighted classes
+    assert classes_from_json(classes_to_json(classes)) == classes
+    assert remove_class(classes, 1)[1].weight == 1.5
+    assert reweight_class(classes, 0, "0,5")[0].weight == 0.5  # a decimal comma, as a German locale types it
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "abc", "", "nan", "1000"])
+def test_a_bad_weight_says_the_range(text):
+    with pytest.raises(ClassListError, match="from 0.01 to 100"):
+        reweight_class(DEFAULT_CLASSES, 1, text)
+    with pytest.raises(ClassListError, match="from 0.01 to 100"):
+        classes_from_json([{"name": "a"}, {"name": "b", "weight": text}])
+
+
+def test_class_weights_are_the_engine_values_of_the_weighted_classes_the_model_knows():
+    classes = reweight_class(reweight_class(add_class(DEFAULT_CLASSES, "car"), 2, 2), 0, 0.25)
+    assert class_weights(classes) == ["background=0.25", "car=2"]
+    assert class_weights(classes, ["background", "class_1"]) == ["background=0.25"]
+    assert class_weights(DEFAULT_CLASSES) == []

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sparse_al_plugin.classes import DEFAULT_CLASSES, add_class
+from sparse_al_plugin.classes import DEFAULT_CLASSES, add_class, reweight_class
 from sparse_al_plugin.jobs import TrainOptions, bbox_text, predict_job, suggest_job, train_job, warm_start
 from tests.plugin import fake_engine
 
@@ -89,9 +89,22 @@ def test_predict_and_suggest_jobs_are_accepted_by_the_engine(command, tmp_path):
         assert args.points == str(tmp_path / "points.gpkg") and args.strategy == "superpixel"
 
 
+def test_class_weights_reach_predict_and_suggest_and_never_training(tmp_path):
+    weights = ["background=0.5", "class_1=2"]
+    predict = _engine_parse("predict", predict_job(tmp_path / "m", "/a.tif", tmp_path / "o", None, weights), tmp_path)
+    suggest = _engine_parse("suggest", suggest_job(tmp_path / "m", ["/a.tif"], tmp_path / "s.gpkg", "entropy", 3, 1,
+                                                   None, weights), tmp_path)  # fmt: skip
+    assert predict.class_weight == weights == suggest.class_weight
+    assert "class_weight" not in predict_job(tmp_path / "m", "/a.tif", tmp_path / "o")
+    weighted = reweight_class(DEFAULT_CLASSES, 1, 2)
+    job = train_job(["/a.tif"], tmp_path / "p.gpkg", weighted, tmp_path / "model", None, TrainOptions())
+    assert job["classes"] == [{"name": c.name, "color": c.color} for c in DEFAULT_CLASSES]
+
+
 def test_jobs_use_only_contract_keys(tmp_path):
-    assert set(predict_job(tmp_path, "/a.tif", tmp_path, "b")) <= fake_engine.KEYS["predict"]
-    assert set(suggest_job(tmp_path, ["/a.tif"], tmp_path, "entropy", 3, 1, tmp_path)) <= fake_engine.KEYS["suggest"]
+    assert set(predict_job(tmp_path, "/a.tif", tmp_path, "b", ["a=2"])) <= fake_engine.KEYS["predict"]
+    suggest = suggest_job(tmp_path, ["/a.tif"], tmp_path, "entropy", 3, 1, tmp_path, ["a=2"])
+    assert set(suggest) <= fake_engine.KEYS["suggest"]
     assert bbox_text(1, 2, 3.5, 4, "EPSG:3857") == "1.000000,2.000000,3.500000,4.000000,EPSG:3857"
 
 

@@ -233,6 +233,26 @@ def test_renamed_class_renames_points_and_trains_a_fresh_model(plugin, image, tm
     assert "init" not in job and [c["name"] for c in job["classes"]] == ["background", "car"]
 
 
+def test_a_class_weight_typed_in_the_dock_is_saved_and_sent_to_predict_and_suggest(plugin, image, tmp_path,
+                                                                                   fake_engine):  # fmt: skip
+    start_session(plugin, image, tmp_path)
+    plugin.controller.loop.run(RunRequest(("train",), LoopOptions()))
+    wait_idle(plugin)
+    plugin.dock.class_table.item(1, 4).setText("2.5")  # what editing the cell does
+    plugin.dock.class_table.item(0, 4).setText("lots")  # refused: the cell goes back to the saved weight
+    assert plugin.dock.class_table.item(0, 4).text() == "1"
+    assert any("from 0.01 to 100" in m for m in messages(plugin.iface, Qgis.MessageLevel.Warning))
+    saved = json.loads((tmp_path / "session" / "session.json").read_text())["classes"]
+    assert [c.get("weight", 1) for c in saved] == [1, 2.5]
+    plugin.controller.loop.run(RunRequest(("predict", "suggest"), LoopOptions()))
+    wait_idle(plugin)
+    predict, suggest = (c["job"] for c in calls(fake_engine)[-2:])
+    assert predict["class_weight"] == ["class_1=2.5"] == suggest["class_weight"]
+    plugin.controller.loop.run(RunRequest(("train",), LoopOptions()))
+    wait_idle(plugin)
+    assert all("weight" not in c for c in calls(fake_engine)[-1]["job"]["classes"])
+
+
 def test_the_status_bar_names_the_predicted_class_under_the_cursor(plugin, image, tmp_path):
     """The fake engine predicts background in the raster's left half and class_1 in its right half."""
     start_session(plugin, image, tmp_path)
