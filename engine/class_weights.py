@@ -27,14 +27,16 @@ def add_class_weight_argument(parser: argparse.ArgumentParser) -> None:
                         "retraining)")  # fmt: skip
 
 
-def parse_class_weights(values: list[str] | dict | None, class_names: list[str]) -> dict[str, float]:
-    """``["building=2", "road=0.5"]`` (the command line) or ``{"building": 2}`` (a job file) to {class: weight}, in
-    the model's class order; a name the model does not know, or a weight outside LIMITS, is an InputError."""
+def parse_class_weights(values: list[str] | None, class_names: list[str]) -> dict[str, float]:
+    """``["building=2", "road=0.5"]`` (the command line, or a job file's list) to {class: weight} in the model's class
+    order (a class given twice: the last); a name the model does not know, or a weight outside LIMITS, is an
+    InputError."""
     if not values:
         return {}
-    pairs = values.items() if isinstance(values, dict) else [_split(str(v)) for v in values]
+    if isinstance(values, str):  # a job file's "building=2" instead of ["building=2"]
+        values = [values]
     weights = {}
-    for name, text in pairs:
+    for name, text in (_split(str(v)) for v in values):
         name = str(name).strip()
         if name not in class_names:
             raise InputError(f"--class-weight: the model has no class {name!r}; its classes are "

@@ -30,13 +30,13 @@ from .tasks import CommandTask
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODELS = {
     "unet": "U-Net with a random forest (most accurate)",
-    "network": "U-Net alone (prediction about 1.5x faster on a CPU)",
+    "network": "U-Net alone (prediction about 1.6x faster on a CPU)",
     "rf": "Random forest (fast on a CPU)",
 }
 FLIPS = {
     0: "4 flips (the engine's default, most accurate)",
     2: "2 flips",
-    1: "Off (prediction about 1.7x faster on a CPU)",
+    1: "Off (prediction about 1.4x faster on a CPU)",
 }
 
 

@@ -27,16 +27,27 @@ def _config(trained: dict | None = None) -> ModelConfig:
                        trained=dict(trained or {}))  # fmt: skip
 
 
-def test_parses_the_command_line_and_the_job_form_in_the_model_class_order():
+def test_parses_the_command_line_in_the_model_class_order_and_the_last_of_a_class_wins():
     assert parse_class_weights(["road=0.5", "car = 2"], NAMES) == {"car": 2.0, "road": 0.5}
-    assert list(parse_class_weights({"road": 3, "background": "0.25"}, NAMES)) == ["background", "road"]
+    assert list(parse_class_weights(["road=3", "background=0.25", "road=2"], NAMES).items()) == [
+        ("background", 0.25), ("road", 2.0)]  # fmt: skip
+    assert parse_class_weights("car=2", NAMES) == {"car": 2.0}  # a job file's single string
     assert parse_class_weights(None, NAMES) == {} == parse_class_weights([], NAMES)
+
+
+def test_a_command_line_weight_overrides_the_job_file_one(tmp_path):
+    from engine.cli import parse
+
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"model": "m", "raster": "r.tif", "out": "o", "class_weight": ["car=2", "road=3"]}))
+    args = parse(["predict", "--job", str(job), "--class-weight", "car=0.5"])
+    assert parse_class_weights(args.class_weight, NAMES) == {"car": 0.5, "road": 3.0}
 
 
 @pytest.mark.parametrize(
     ("values", "words"),
     [(["tree=2"], "no class 'tree'"), (["car"], "not CLASS=WEIGHT"), (["car=0"], "from 0.01 to 100"),
-     (["car=-1"], "from 0.01"), (["car=nan"], "from 0.01"), (["car=lots"], "'lots'"), ({"car": None}, "from 0.01")],
+     (["car=-1"], "from 0.01"), (["car=nan"], "from 0.01"), (["car=lots"], "'lots'"), (["=2"], "not CLASS")],
 )  # fmt: skip
 def test_a_bad_weight_names_the_option_and_what_to_give(values, words):
     with pytest.raises(InputError, match="^--class-weight: ") as info:
