@@ -371,6 +371,7 @@ class Simulation:
             "miou": miou,
             "overall_accuracy": overall_accuracy(cm),
             **{f"iou_{c.name}": float(v) for c, v in zip(self.classes, ious, strict=True)},
+            **{f"share_{c.name}": float(v) for c, v in zip(self.classes, cm.sum(0) / max(cm.sum(), 1), strict=True)},
             "percent_of_dense": 100.0 * miou / self.dense_miou if self.dense_miou else math.nan,
             "train_loss": result.final_loss,
             "seconds": seconds,
@@ -382,6 +383,12 @@ class Simulation:
             self.on_row(row)
         self.write_results()
 
+    def _reference_shares(self) -> dict[str, float]:
+        """Each class's share of the scored images' labelled pixels (the rows' ``share_`` columns are the
+        predictions'; a collapse shows as a class far above its share)."""
+        counts = sum(np.bincount(s.reference[s.labelable], minlength=len(self.classes)) for s in self.val_samples)
+        return {c.name: float(n) / max(int(counts.sum()), 1) for c, n in zip(self.classes, counts, strict=True)}
+
     def write_results(self) -> None:
         with atomic_file(self.out / "results.csv") as tmp:
             tmp.write_text(rows_to_csv(self.rows))
@@ -392,6 +399,7 @@ class Simulation:
             "train_images": len(self.train_samples),
             "val_images": len(self.val_samples),
             "labelable_pixels": self.labelable_pixels,
+            "reference_shares": self._reference_shares(),
             "dense_miou": self.dense_miou,
             "options": _jsonable(asdict(self.options)),
             "rows": self.rows,

@@ -2,7 +2,9 @@ import csv
 import json
 
 import geopandas as gpd
+import numpy as np
 import pytest
+import rasterio
 
 from engine.cli import main
 from engine.synthetic import write_scene
@@ -100,6 +102,15 @@ def test_two_iterations_end_to_end_with_the_csv_columns(tmp_path, capsys, tiny_m
     assert random[0]["labeled_pixels"] == error[0]["labeled_pixels"]
     assert int(random[1]["labeled_pixels"]) - int(random[0]["labeled_pixels"]) == 1 * 5 * 3
     summary = json.loads((out / "results.json").read_text())
+    manifest = json.loads(tiny_manifest.read_text())
+    [val] = [item for item in manifest["items"] if item["split"] == "val"]
+    with rasterio.open(tiny_manifest.parent / val["label"]) as ds:
+        reference = np.bincount(ds.read(1).ravel(), minlength=5) / ds.width / ds.height
+    np.testing.assert_allclose(list(summary["reference_shares"].values()), reference, atol=1e-6)
+    for r in summary["rows"]:  # the predictions' class shares: they sum to 1, and a sparse model's are its own
+        shares = np.array([r[f"share_{c}"] for c in summary["reference_shares"]])
+        assert abs(shares.sum() - 1) < 1e-6
+    assert not np.allclose([summary["rows"][1][f"share_{c}"] for c in summary["reference_shares"]], reference)
     assert len(summary["rows"]) == 5 and summary["dense_miou"] == pytest.approx(float(rows[0]["miou"]), rel=1e-4)
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     points = gpd.read_file(out / "error" / "points.gpkg")
