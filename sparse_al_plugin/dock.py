@@ -37,7 +37,7 @@ from qgis.PyQt.QtWidgets import (
 from .classes import Classes
 from .metrics import percent
 from .resources import icon_path
-from .session import STRATEGIES, IterationRecord, LoopOptions, points_summary
+from .session import STRATEGIES, IterationRecord, LoopOptions, points_summary, shares_summary
 
 EXTENTS = (("full", "whole raster"), ("visible", "visible extent"))
 WEIGHT_TIP = (
@@ -329,7 +329,8 @@ class SparseAlDock(QDockWidget):
                      "" if record.loss is None else f"{record.loss:.3f}",
                      "" if record.seconds is None else f"{record.seconds:.0f} s",
                      percent(metrics.get("accuracy")), percent(metrics.get("miou"))]  # fmt: skip
-            tip = "\n".join([f"points: {points_summary(record.points_per_class, classes)}"] +
+            painted = [f"map: {shares_summary(record.map_shares, classes)}"] if record.map_shares else []
+            tip = "\n".join([f"points: {points_summary(record.points_per_class, classes)}", *painted] +
                              [f"IoU {name}: {percent(v)} %" for name, v in (metrics.get("iou") or {}).items()
                               if v is not None] + [f"model: {record.model_dir}"])  # fmt: skip
             for col, text in enumerate(cells):

@@ -15,7 +15,16 @@ from .engine_process import EngineOutcome
 from .jobs import EngineStep, bbox_text, model_classes, predict_job, suggest_job, train_job, warm_start
 from .metrics import confusion, scores
 from .notify import UserError, guarded, log
-from .session import IterationRecord, PredictionFiles, latest, safe_name, upsert, with_prediction
+from .session import (
+    IterationRecord,
+    PredictionFiles,
+    latest,
+    map_shares,
+    safe_name,
+    shares_summary,
+    upsert,
+    with_prediction,
+)
 from .settings import load_settings
 from .tasks import EngineTask
 
@@ -215,11 +224,14 @@ class Loop:
         for step, f in zip(task.steps, files, strict=True):
             self.c.results.add_prediction(record.number, f, self.c.state.classes, _label(step, multiple))
         record = with_prediction(record, files)
+        shares = map_shares([outcome.result.get("class_pixels") for outcome in task.outcomes if outcome.result])
+        record = replace(record, map_shares=shares)
         matrices = [m for m in task.extras if m is not None]
         if matrices:
             record = replace(record, metrics=scores(sum(matrices), [c.name for c in self.c.state.classes]))
         self.c.save_history(upsert(self.c.history, record))
-        self.c.dock.set_stage(f"iteration {record.number}: prediction added")
+        painted = f" (map: {shares_summary(shares, self.c.state.classes)})" if shares else ""
+        self.c.dock.set_stage(f"iteration {record.number}: prediction added{painted}")
 
     def _suggested(self, task: EngineTask) -> None:
         record = self._record_of(task)

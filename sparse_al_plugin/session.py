@@ -65,6 +65,7 @@ class IterationRecord:
     predictions: tuple[PredictionFiles, ...] = ()
     suggestions: tuple[str, ...] = ()
     metrics: dict | None = None  # {"accuracy": .., "miou": .., "iou": {class: ..}, "pixels": ..}
+    map_shares: dict | None = None  # each class's share of the pixels the last prediction painted
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -146,6 +147,24 @@ def with_prediction(record: IterationRecord, files: list[PredictionFiles]) -> It
     """New predictions replace earlier ones of the same raster."""
     kept = tuple(p for p in record.predictions if p.raster not in {f.raster for f in files})
     return replace(record, predictions=kept + tuple(files))
+
+
+def map_shares(class_pixels: list[dict]) -> dict | None:
+    """Each class's share of the pixels painted, over the ``class_pixels`` of one or more predict results (engine
+    result events); None when none of them gives any."""
+    total: dict[str, int] = {}
+    for counts in class_pixels:
+        for name, n in (counts or {}).items():
+            total[name] = total.get(name, 0) + int(n)
+    pixels = sum(total.values())
+    return {name: n / pixels for name, n in total.items()} if pixels else None
+
+
+def shares_summary(shares: dict, classes: Classes | None = None) -> str:
+    """ "background 77.4% · road 22.6%" in class order."""
+    order = [c.name for c in classes] if classes else list(shares)
+    order += [k for k in shares if k not in order]
+    return " · ".join(f"{name} {100 * shares[name]:.1f}%" for name in order if name in shares)
 
 
 def safe_name(text: str) -> str:

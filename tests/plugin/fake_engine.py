@@ -146,8 +146,9 @@ def predict(job: dict) -> int:
     values = b"".join(struct.pack("<f", r / max(height - 1, 1)) * width for r in range(height))
     unc.GetRasterBand(1).WriteRaster(0, 0, width, height, values)
     pred = unc = None
+    class_pixels = {c["name"]: row.count(k) * height for k, c in enumerate(classes)}
     emit("result", command="predict", prediction=str(out / "prediction.tif"), uncertainty=str(out / "uncertainty.tif"),
-         seconds=0.1)  # fmt: skip
+         seconds=0.1, class_pixels=class_pixels)  # fmt: skip
     return 0
 
 

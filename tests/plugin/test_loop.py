@@ -73,6 +73,9 @@ def test_next_iteration_adds_styled_layers_in_a_group_and_a_table_row(plugin, im
     assert table.item(0, 1).text() == "3" and "background 2 · class_1 1" in table.item(0, 1).toolTip()
     saved = json.loads((tmp_path / "session" / "iterations.json").read_text())["iterations"]
     assert saved[0]["number"] == 1 and saved[0]["loss"] == 0.25 and len(saved[0]["predictions"]) == 1
+    width = QgsRasterLayer(str(image)).width()  # the fake paints the left half background, the right half class_1
+    assert saved[0]["map_shares"] == {"background": (width + 1) // 2 / width, "class_1": width // 2 / width}
+    assert "map: background 50.0% · class_1 50.0%" in table.item(0, 0).toolTip()
     assert Path(saved[0]["suggestions"][0]).exists()
     assert messages(plugin.iface, Qgis.MessageLevel.Critical) == []
 

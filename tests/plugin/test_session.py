@@ -1,4 +1,4 @@
-from sparse_al_plugin.classes import add_class
+from sparse_al_plugin.classes import ClassSpec, add_class
 from sparse_al_plugin.session import (
     IterationRecord,
     LoopOptions,
@@ -6,7 +6,9 @@ from sparse_al_plugin.session import (
     Session,
     SessionState,
     latest,
+    map_shares,
     points_summary,
+    shares_summary,
     upsert,
     with_prediction,
 )
@@ -47,3 +49,11 @@ def test_run_dirs_never_collide(tmp_path):
 def test_points_summary_follows_class_order():
     classes = add_class(SessionState().classes, "car")
     assert points_summary({"car": 2, "background": 5, "class_1": 0}, classes) == "background 5 · car 2"
+
+
+def test_map_shares_add_up_the_rasters_and_follow_class_order():
+    shares = map_shares([{"road": 30, "background": 70}, {"road": 10, "background": 90}, None])
+    assert shares == {"road": 0.2, "background": 0.8}
+    assert map_shares([None, {}]) is None and map_shares([{"road": 0}]) is None
+    classes = (ClassSpec("background", "#000000"), ClassSpec("road", "#ffffff"))
+    assert shares_summary(shares, classes) == "background 80.0% · road 20.0%"
