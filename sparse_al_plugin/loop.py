@@ -21,6 +21,7 @@ from .session import (
     latest,
     map_shares,
     safe_name,
+    share_jumps,
     shares_summary,
     upsert,
     with_prediction,
@@ -225,13 +226,21 @@ class Loop:
             self.c.results.add_prediction(record.number, f, self.c.state.classes, _label(step, multiple))
         record = with_prediction(record, files)
         shares = map_shares([outcome.result.get("class_pixels") for outcome in task.outcomes if outcome.result])
-        record = replace(record, map_shares=shares)
+        if all("bbox" not in step.job for step in task.steps):  # whole rasters: comparable with the earlier maps
+            self._point_out_jumps(record.number, shares)
+            record = replace(record, map_shares=shares)
         matrices = [m for m in task.extras if m is not None]
         if matrices:
             record = replace(record, metrics=scores(sum(matrices), [c.name for c in self.c.state.classes]))
         self.c.save_history(upsert(self.c.history, record))
         painted = f" (map: {shares_summary(shares, self.c.state.classes)})" if shares else ""
         self.c.dock.set_stage(f"iteration {record.number}: prediction added{painted}")
+
+    def _point_out_jumps(self, number: int, shares: dict | None) -> None:
+        """A warning for each class whose share of the map jumped since the last earlier iteration's map."""
+        earlier = [r for r in self.c.history if r.number < number and r.map_shares]
+        for note in share_jumps(latest(earlier).map_shares if earlier else None, shares):
+            self.notifier.warning(note)
 
     def _suggested(self, task: EngineTask) -> None:
         record = self._record_of(task)

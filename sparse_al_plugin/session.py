@@ -160,6 +160,23 @@ def map_shares(class_pixels: list[dict]) -> dict | None:
     return {name: n / pixels for name, n in total.items()} if pixels else None
 
 
+def share_jumps(previous: dict | None, current: dict | None, ratio: float = 2.0, points: float = 0.05) -> list[str]:
+    """Classes whose share of the map moved by more than ``ratio`` times and ``points`` (a fraction) since the previous
+    prediction, in words: a model that suddenly paints a class far beyond (or below) its former share has often
+    collapsed, and a class weight or a few clicks undo it."""
+    notes = []
+    for name, now in (current or {}).items():
+        before = (previous or {}).get(name)
+        if before is None or max(now, before) <= ratio * min(now, before) or abs(now - before) <= points:
+            continue
+        more = now > before
+        advice = ("too much, lower its weight in the class table or click where it is wrong" if more
+                  else "too little, raise its weight in the class table or click where it is missed")  # fmt: skip
+        notes.append(f"{name} now covers {100 * now:.1f}% of the map against {100 * before:.1f}% before: if that is "
+                     f"{advice}")  # fmt: skip
+    return notes
+
+
 def shares_summary(shares: dict, classes: Classes | None = None) -> str:
     """ "background 77.4% · road 22.6%" in class order."""
     order = [c.name for c in classes] if classes else list(shares)

@@ -98,6 +98,23 @@ def test_second_iteration_warm_starts_and_hides_the_first(plugin, image, tmp_pat
     assert sorted(f["iteration"] for f in points.getFeatures()) == [1, 1, 1, 2]
 
 
+def test_a_class_painted_far_beyond_its_former_share_is_pointed_out(plugin, image, tmp_path, fake_engine):
+    from dataclasses import replace
+
+    start_session(plugin, image, tmp_path)
+    plugin.controller.loop.run(RunRequest(("train", "predict"), LoopOptions()))
+    wait_idle(plugin)
+    [first] = plugin.controller.history
+    assert messages(plugin.iface, Qgis.MessageLevel.Warning) == []  # nothing to compare the first map with
+    plugin.controller.save_history([replace(first, map_shares={"background": 0.9, "class_1": 0.1})])
+    click(plugin, 500, 500)
+    plugin.controller.loop.run(RunRequest(("train", "predict"), LoopOptions()))
+    wait_idle(plugin)
+    warnings = messages(plugin.iface, Qgis.MessageLevel.Warning)
+    assert any("class_1 now covers 50.0% of the map against 10.0% before" in m for m in warnings), warnings
+    assert not any("background now covers" in m for m in warnings)  # 90% to 50%: less than halved
+
+
 def test_clicking_a_suggestion_accepts_it_as_a_point_of_the_active_class(plugin, image, tmp_path):
     start_session(plugin, image, tmp_path, n_points=1)
     plugin.controller.loop.run(NEXT)
@@ -129,6 +146,7 @@ def test_predict_visible_extent_sends_a_bbox_in_the_raster_crs(plugin, image, tm
     plugin.controller.loop.run(RunRequest(("predict",), LoopOptions(extent="visible")))
     wait_idle(plugin)
     bbox = calls(fake_engine)[-1]["job"]["bbox"].split(",")
+    assert plugin.controller.history[-1].map_shares is None  # a part of the map is not compared with whole maps
     assert bbox[-1] == "EPSG:32633"
     xmin, ymin, xmax, ymax = map(float, bbox[:4])
     assert 500_000 <= xmin <= 500_010 and 500_030 <= xmax <= 500_064

@@ -8,6 +8,7 @@ from sparse_al_plugin.session import (
     latest,
     map_shares,
     points_summary,
+    share_jumps,
     shares_summary,
     upsert,
     with_prediction,
@@ -57,3 +58,18 @@ def test_map_shares_add_up_the_rasters_and_follow_class_order():
     assert map_shares([None, {}]) is None and map_shares([{"road": 0}]) is None
     classes = (ClassSpec("background", "#000000"), ClassSpec("road", "#ffffff"))
     assert shares_summary(shares, classes) == "background 80.0% · road 20.0%"
+
+
+def test_share_jumps_name_a_class_that_suddenly_covers_far_more_or_less_of_the_map():
+    before = {"background": 0.93, "road": 0.07}
+    [note] = share_jumps(before, {"background": 0.774, "road": 0.226})  # massachusetts_roads' collapse of session 8
+    assert note.startswith("road now covers 22.6% of the map against 7.0% before") and "lower its weight" in note
+    [note] = share_jumps({"a": 0.5, "b": 0.5}, {"a": 0.8, "b": 0.2})
+    assert note.startswith("b now covers 20.0%") and "raise its weight" in note
+    assert share_jumps(before, {"background": 0.9, "road": 0.1}) == []  # a small move
+    assert share_jumps({"a": 0.01, "b": 0.99}, {"a": 0.04, "b": 0.96}) == []  # 4 times, but 3 points
+    assert share_jumps(None, before) == [] == share_jumps(before, None)
+    assert share_jumps({"a": 1.0}, {"a": 0.5, "new": 0.5}) == []  # halved: not more than twice
+    assert share_jumps({"a": 1.0}, {"a": 0.4, "new": 0.6}) == ["a now covers 40.0% of the map against 100.0% before: "
+                                                               "if that is too little, raise its weight in the class "
+                                                               "table or click where it is missed"]  # fmt: skip
