@@ -179,9 +179,7 @@ def share_jumps(previous: dict | None, current: dict | None, ratio: float = 2.0,
 
 def shares_summary(shares: dict, classes: Classes | None = None) -> str:
     """ "background 77.4% · road 22.6%" in class order."""
-    order = [c.name for c in classes] if classes else list(shares)
-    order += [k for k in shares if k not in order]
-    return " · ".join(f"{name} {100 * shares[name]:.1f}%" for name in order if name in shares)
+    return " · ".join(f"{name} {100 * shares[name]:.1f}%" for name in _class_order(shares, classes))
 
 
 def safe_name(text: str) -> str:
@@ -190,6 +188,11 @@ def safe_name(text: str) -> str:
 
 
 def points_summary(points_per_class: dict, classes: Classes | None = None) -> str:
-    order = [c.name for c in classes] if classes else list(points_per_class)
-    order += [k for k in points_per_class if k not in order]
-    return " · ".join(f"{name} {points_per_class[name]}" for name in order if points_per_class.get(name))
+    names = _class_order(points_per_class, classes)
+    return " · ".join(f"{name} {points_per_class[name]}" for name in names if points_per_class[name])
+
+
+def _class_order(values: dict, classes: Classes | None) -> list[str]:
+    """The keys of ``values`` in the order of ``classes``, then the others in their own order."""
+    order = [c.name for c in classes or () if c.name in values]
+    return order + [k for k in values if k not in order]
