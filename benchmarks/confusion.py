@@ -8,8 +8,10 @@ MODEL_DIR is any model directory (network, forest or hybrid), e.g. a stored benc
 (the manifest's split, default fraction and seed). The model predicts as `engine predict` does (its flips, prior
 correction and smoothing).
 
-"One-class weights" is what a user's `--class-weight` does (engine/class_weights.py): the mIoU when one class's
-probabilities are multiplied by each of WEIGHTS, the others left alone.
+"One-class weights" approximates what a user's `--class-weight` does (engine/class_weights.py): the mIoU when one
+class's probabilities are multiplied by each of WEIGHTS, the others left alone. The engine multiplies before its
+superpixel smoothing, this table after it (one prediction per model instead of one per weight); the two agreed to
+three decimals where compared (docs/benchmarks.md, "Class weights the user sets").
 
 "Oracle shares" is an upper bound, not a method: per-class factors on the probabilities, fitted on the validation
 images themselves so that the predicted class shares equal the reference's. It answers "is this class missed because

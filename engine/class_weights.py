@@ -4,7 +4,9 @@ A model learns its classes' balance from the clicks, and the clicks' balance is 
 corrects what it can estimate). What no label-free estimate catches, the user sees on the map: a class the model
 ranks well but whose probability is spread thin rarely wins the argmax (docs/benchmarks.md, "A threshold, not a
 ranking, problem"). A weight multiplies that class's probabilities before they are renormalised, on top of the
-model's class-prior factor, so the prediction, its uncertainty and the suggestions all follow it.
+model's class-prior factor, so the prediction, its entropy or margin uncertainty, suggestions ranked by those, and
+the class every suggestion shows follow it. BALD (the disagreement of the dropout samples, which the superpixel
+strategy ranks by default) is computed from the samples before any correction, so a weight does not move it.
 """
 
 import argparse
@@ -33,8 +35,6 @@ def parse_class_weights(values: list[str] | None, class_names: list[str]) -> dic
     InputError."""
     if not values:
         return {}
-    if isinstance(values, str):  # a job file's "building=2" instead of ["building=2"]
-        values = [values]
     weights = {}
     for name, text in (_split(str(v)) for v in values):
         name = str(name).strip()

@@ -63,10 +63,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
         raise InputError("no command given; use one of: " + ", ".join(COMMANDS))
     if args.job:
         subparser = _subparser(parser, args.command)
+        given = {a.dest: getattr(args, a.dest) for a in _repeatable(subparser) if getattr(args, a.dest) != a.default}
         subparser.set_defaults(**_read_job(Path(args.job), subparser))
         args = parser.parse_args(argv)
+        vars(args).update(given)  # a repeatable option on the command line replaces the job's list, not adds to it
         _check_choices(subparser, args)
     return args
+
+
+def _repeatable(subparser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [a for a in subparser._actions if isinstance(a, argparse._AppendAction | argparse._ExtendAction)]
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
@@ -91,6 +97,12 @@ def _read_job(path: Path, subparser: argparse.ArgumentParser) -> dict:
         raise InputError(f"--job: {path} has unknown field(s) {', '.join(unknown)}; see --help for the options", "job")
     job.pop("command", None)
     job.pop("job", None)
+    for action in _repeatable(subparser):
+        value = job.get(action.dest)
+        if isinstance(value, str):
+            job[action.dest] = [value]
+        elif value is not None and not isinstance(value, list):
+            raise InputError(f'--job: field {action.dest} is {value!r}; give a list, e.g. ["..."]', action.dest)
     return job
 
 

@@ -123,8 +123,12 @@ def classes_to_json(classes: Classes) -> list[dict]:
 
 
 def class_weights(classes: Classes, known: list[str] | None = None) -> list[str]:
-    """The engine's --class-weight values ("name=weight") of the classes weighted away from 1; with ``known`` (the
-    model's class names), only of classes the model has."""
+    """The engine's --class-weight values ("name=weight") of the classes weighted away from 1. With ``known`` (the
+    model's class names): a model with as many classes as the session gets the weights by position, as its map gets
+    the session's colours (a class renamed since the model was trained keeps its weight); another model only those of
+    the classes it has by name."""
+    if known is not None and len(known) == len(classes):
+        return [f"{name}={c.weight:g}" for name, c in zip(known, classes, strict=True) if c.weight != 1.0]
     return [f"{c.name}={c.weight:g}" for c in classes if c.weight != 1.0 and (known is None or c.name in known)]
 
 

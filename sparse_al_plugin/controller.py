@@ -227,10 +227,12 @@ class Controller(QObject):
     def _reweight_class(self, index: int, value: str) -> None:
         try:
             new = cl.reweight_class(self.state.classes, index, value)
-        finally:
+        except cl.ClassListError:
             self._show_classes()  # a refused weight goes back to the saved one
-        if new[index].weight != self.state.classes[index].weight:
-            self.set_classes(new, self.state.active_class)
+            raise
+        changed = new[index].weight != self.state.classes[index].weight
+        self.set_classes(new, self.state.active_class)  # shows the weight as saved ("x1.5" becomes "1.5")
+        if changed:
             self.notifier.info(f"{new[index].name} weighs {new[index].weight:g}: press Predict to see it "
                                "(no retraining)")  # fmt: skip
 

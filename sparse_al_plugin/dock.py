@@ -42,7 +42,7 @@ from .session import STRATEGIES, IterationRecord, LoopOptions, points_summary, s
 EXTENTS = (("full", "whole raster"), ("visible", "visible extent"))
 WEIGHT_TIP = (
     "Map weight: above 1 paints more of the class, below 1 less (2: twice its probability).\n"
-    "Double-click to edit; Predict applies it without retraining, and Suggest follows it."
+    "Double-click to edit; Predict applies it without retraining."
 )
 
 

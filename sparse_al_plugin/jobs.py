@@ -70,7 +70,7 @@ def predict_job(model: Path, raster: str, out: Path, bbox: str | None = None, we
 def suggest_job(model: Path, rasters: list[str], out: Path, strategy: str, budget: int, iteration: int,
                 points: Path | None = None, weights: list[str] = ()) -> dict:  # fmt: skip
     """All rasters in one run (--raster repeats; --budget is the total). Pixels of ``points`` are not suggested;
-    ``weights`` as in predict_job (the suggestions follow the weighted uncertainty)."""
+    ``weights`` as in predict_job (suggestions show the weighted classes)."""
     job = {"model": str(model), "raster": list(rasters), "out": str(out), "strategy": strategy,
            "budget": int(budget), "iteration": int(iteration)}  # fmt: skip
     if points is not None:

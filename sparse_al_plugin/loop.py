@@ -139,7 +139,7 @@ class Loop:
         return [EngineStep("suggest", job, out.with_suffix(".json"), "suggest")]
 
     def _weights(self, model: IterationRecord) -> list[str]:
-        """The session's class weights, for the classes the model knows (a class added since has no weight yet)."""
+        """The session's class weights, in the model's class names (classes.class_weights)."""
         return class_weights(self.c.state.classes, model_classes(Path(model.model_dir)))
 
     def _require_rasters(self) -> list[QgsRasterLayer]:
@@ -227,7 +227,7 @@ class Loop:
         record = with_prediction(record, files)
         shares = map_shares([outcome.result.get("class_pixels") for outcome in task.outcomes if outcome.result])
         if all("bbox" not in step.job for step in task.steps):  # whole rasters: comparable with the earlier maps
-            self._point_out_jumps(record.number, shares)
+            self._point_out_jumps(record.number, {f.raster for f in files}, shares)
             record = replace(record, map_shares=shares)
         matrices = [m for m in task.extras if m is not None]
         if matrices:
@@ -236,11 +236,15 @@ class Loop:
         painted = f" (map: {shares_summary(shares, self.c.state.classes)})" if shares else ""
         self.c.dock.set_stage(f"iteration {record.number}: prediction added{painted}")
 
-    def _point_out_jumps(self, number: int, shares: dict | None) -> None:
-        """A warning for each class whose share of the map jumped since the last earlier iteration's map."""
-        earlier = [r for r in self.c.history if r.number < number and r.map_shares]
-        for note in share_jumps(latest(earlier).map_shares if earlier else None, shares):
-            self.notifier.warning(note)
+    def _point_out_jumps(self, number: int, rasters: set[str], shares: dict | None) -> None:
+        """A warning for each class whose share of the map jumped since the last earlier iteration's map of the same
+        rasters and classes (another set of rasters or classes paints other shares)."""
+        earlier = latest([r for r in self.c.history if r.number < number and r.map_shares])
+        if not (earlier and shares and set(earlier.map_shares) == set(shares)):
+            return
+        if rasters == {p.raster for p in earlier.predictions}:
+            for note in share_jumps(earlier.map_shares, shares):
+                self.notifier.warning(note)
 
     def _suggested(self, task: EngineTask) -> None:
         record = self._record_of(task)

@@ -31,17 +31,17 @@ def test_parses_the_command_line_in_the_model_class_order_and_the_last_of_a_clas
     assert parse_class_weights(["road=0.5", "car = 2"], NAMES) == {"car": 2.0, "road": 0.5}
     assert list(parse_class_weights(["road=3", "background=0.25", "road=2"], NAMES).items()) == [
         ("background", 0.25), ("road", 2.0)]  # fmt: skip
-    assert parse_class_weights("car=2", NAMES) == {"car": 2.0}  # a job file's single string
     assert parse_class_weights(None, NAMES) == {} == parse_class_weights([], NAMES)
 
 
-def test_a_command_line_weight_overrides_the_job_file_one(tmp_path):
+def test_command_line_weights_replace_the_job_file_ones(tmp_path):
     from engine.cli import parse
 
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"model": "m", "raster": "r.tif", "out": "o", "class_weight": ["car=2", "road=3"]}))
+    assert parse_class_weights(parse(["predict", "--job", str(job)]).class_weight, NAMES) == {"car": 2.0, "road": 3.0}
     args = parse(["predict", "--job", str(job), "--class-weight", "car=0.5"])
-    assert parse_class_weights(args.class_weight, NAMES) == {"car": 0.5, "road": 3.0}
+    assert parse_class_weights(args.class_weight, NAMES) == {"car": 0.5}
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from engine import SCHEMA_VERSION
+from engine.errors import InputError
 from tests.engine.cli_helpers import ROOT, TINY, engine_env, run_engine, scene_points
 from tests.fixtures import pixel_center, write_points, write_raster
 
@@ -76,6 +77,21 @@ def test_job_file_carries_the_same_fields(tmp_path, scene, points):
 def test_job_file_with_unknown_field_is_refused(tmp_path):
     (tmp_path / "job.json").write_text(json.dumps({"raster": ["a.tif"], "epoch": 3}))
     _assert_one_error(run_engine("train", "--job", tmp_path / "job.json"), 2, "epoch", "job.json")
+
+
+def test_a_repeatable_option_on_the_command_line_replaces_the_job_list_and_a_string_is_one_item(tmp_path):
+    from engine.cli import parse
+
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"raster": ["a.tif", "b.tif"], "points": "p.gpkg", "out": "m", "epochs": 3}))
+    assert parse(["train", "--job", str(job)]).raster == ["a.tif", "b.tif"]
+    args = parse(["train", "--job", str(job), "--raster", "c.tif", "--epochs", "5"])
+    assert args.raster == ["c.tif"] and args.epochs == 5 and args.points == "p.gpkg"
+    job.write_text(json.dumps({"raster": "a.tif", "points": "p.gpkg", "out": "m"}))
+    assert parse(["train", "--job", str(job)]).raster == ["a.tif"]
+    job.write_text(json.dumps({"raster": 7, "points": "p.gpkg", "out": "m"}))
+    with pytest.raises(InputError, match="^--job: field raster is 7; give a list"):
+        parse(["train", "--job", str(job)])
 
 
 def test_missing_raster(tmp_path, points):

@@ -79,5 +79,6 @@ def test_a_bad_weight_says_the_range(text):
 def test_class_weights_are_the_engine_values_of_the_weighted_classes_the_model_knows():
     classes = reweight_class(reweight_class(add_class(DEFAULT_CLASSES, "car"), 2, 2), 0, 0.25)
     assert class_weights(classes) == ["background=0.25", "car=2"]
-    assert class_weights(classes, ["background", "class_1"]) == ["background=0.25"]
+    assert class_weights(classes, ["background", "class_1"]) == ["background=0.25"]  # a model without car
+    assert class_weights(classes, ["ground", "x", "vehicle"]) == ["ground=0.25", "vehicle=2"]  # by position
     assert class_weights(DEFAULT_CLASSES) == []

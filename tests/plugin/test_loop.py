@@ -110,9 +110,16 @@ def test_a_class_painted_far_beyond_its_former_share_is_pointed_out(plugin, imag
     click(plugin, 500, 500)
     plugin.controller.loop.run(RunRequest(("train", "predict"), LoopOptions()))
     wait_idle(plugin)
-    warnings = messages(plugin.iface, Qgis.MessageLevel.Warning)
+    warnings = list(messages(plugin.iface, Qgis.MessageLevel.Warning))
     assert any("class_1 now covers 50.0% of the map against 10.0% before" in m for m in warnings), warnings
     assert not any("background now covers" in m for m in warnings)  # 90% to 50%: less than halved
+    second = plugin.controller.history[-1]
+    other_classes = {"background": 0.9, "class_1": 0.05, "gone": 0.05}
+    plugin.controller.save_history([first, replace(second, map_shares=other_classes)])
+    click(plugin, 520, 520)
+    plugin.controller.loop.run(RunRequest(("train", "predict"), LoopOptions()))
+    wait_idle(plugin)
+    assert messages(plugin.iface, Qgis.MessageLevel.Warning) == warnings  # another class list: nothing compared
 
 
 def test_clicking_a_suggestion_accepts_it_as_a_point_of_the_active_class(plugin, image, tmp_path):
@@ -259,7 +266,9 @@ def test_a_class_weight_typed_in_the_dock_is_saved_and_sent_to_predict_and_sugge
     start_session(plugin, image, tmp_path)
     plugin.controller.loop.run(RunRequest(("train",), LoopOptions()))
     wait_idle(plugin)
-    plugin.dock.class_table.item(1, 4).setText("2.5")  # what editing the cell does
+    plugin.dock.class_table.item(1, 4).setText("x2.5")  # what editing the cell does
+    assert plugin.dock.class_table.item(1, 4).text() == "2.5"
+    assert any("class_1 weighs 2.5: press Predict" in m for m in messages(plugin.iface, Qgis.MessageLevel.Info))
     plugin.dock.class_table.item(0, 4).setText("lots")  # refused: the cell goes back to the saved weight
     assert plugin.dock.class_table.item(0, 4).text() == "1"
     assert any("from 0.01 to 100" in m for m in messages(plugin.iface, Qgis.MessageLevel.Warning))
@@ -269,6 +278,10 @@ def test_a_class_weight_typed_in_the_dock_is_saved_and_sent_to_predict_and_sugge
     wait_idle(plugin)
     predict, suggest = (c["job"] for c in calls(fake_engine)[-2:])
     assert predict["class_weight"] == ["class_1=2.5"] == suggest["class_weight"]
+    plugin.dock.class_table.item(1, 2).setText("car")  # renamed: the model still calls the class class_1
+    plugin.controller.loop.run(RunRequest(("predict",), LoopOptions()))
+    wait_idle(plugin)
+    assert calls(fake_engine)[-1]["job"]["class_weight"] == ["class_1=2.5"]
     plugin.controller.loop.run(RunRequest(("train",), LoopOptions()))
     wait_idle(plugin)
     assert all("weight" not in c for c in calls(fake_engine)[-1]["job"]["classes"])
