@@ -37,7 +37,7 @@ def parse_class_weights(values: list[str] | None, class_names: list[str]) -> dic
         return {}
     weights = {}
     for name, text in (_split(str(v)) for v in values):
-        name = str(name).strip()
+        name = name.strip()
         if name not in class_names:
             raise InputError(f"--class-weight: the model has no class {name!r}; its classes are "
                              f"{', '.join(class_names)}", FIELD)  # fmt: skip
@@ -62,11 +62,11 @@ def _split(text: str) -> tuple[str, str]:
     return name, value
 
 
-def _weight(name: str, text) -> float:
+def _weight(name: str, text: str) -> float:
     low, high = LIMITS
     try:
         value = float(text)
-    except (TypeError, ValueError):
+    except ValueError:
         value = math.nan
     if not low <= value <= high:  # NaN fails too
         raise InputError(f"--class-weight: the weight of {name} ({text!r}) must be a number from {low:g} to "

@@ -168,6 +168,7 @@ class Simulation:
         self.val_samples = load_samples(val_items, manifest, self.bands)
         self.scored_on = "train" if val_items == train_items else "val"
         self.labelable_pixels = int(sum(s.labelable.sum() for s in self.train_samples))
+        self.reference_shares = self._reference_shares()
         if self.labelable_pixels == 0:
             raise InputError(f"--manifest: the training labels of {manifest.path} hold no class pixels", "manifest")
         self.rows: list[dict] = []
@@ -399,7 +400,7 @@ class Simulation:
             "train_images": len(self.train_samples),
             "val_images": len(self.val_samples),
             "labelable_pixels": self.labelable_pixels,
-            "reference_shares": self._reference_shares(),
+            "reference_shares": self.reference_shares,
             "dense_miou": self.dense_miou,
             "options": _jsonable(asdict(self.options)),
             "rows": self.rows,
