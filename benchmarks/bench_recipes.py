@@ -34,7 +34,8 @@ network. Recipes:
   ``budget_x4`` (the default with 4 times the epochs per iteration, nearer the budget of `engine train`'s own
   defaults than the bench's 15 epochs); ``resnet34`` (the default with a resnet34 encoder), ``jitter`` (the default
   with colour augmentation, ``--jitter 0.2``), ``batch_4`` (the default with batches of 4: twice the steps on the
-  same pixels), ``mobilenet_v2`` and ``regnetx_002`` (the default with the encoders that train fastest on a CPU).
+  same pixels), ``mobilenet_v2`` and ``regnetx_002`` (the default with the encoders that train fastest on a CPU),
+  ``consensus`` (the default with each click spread only where most of five superpixel sizes agree).
 """
 
 import argparse
@@ -87,6 +88,7 @@ RECIPES = {
     "batch_4": ["--batch-size", "4"],  # twice the steps on the same pixels
     "mobilenet_v2": ["--encoder", "mobilenet_v2"],
     "regnetx_002": ["--encoder", "tu-regnetx_002"],
+    "consensus": ["--expansion-consensus"],
 }
 PEERS = ("rf", "plain_dwcd")  # what the default must beat (issue 6)
 COMPARED = ("default", *PEERS)

@@ -13,6 +13,9 @@ class's probabilities are multiplied by each of WEIGHTS, the others left alone. 
 superpixel smoothing, this table after it (one prediction per model instead of one per weight); the two agreed to
 three decimals where compared (docs/benchmarks.md, "Class weights the user sets").
 
+"One class's share stated" approximates what a user's `--class-share` does (engine/class_shares.py): the mIoU when
+one class's share is stated as its reference share times 0.75, 1 or 1.25 and its weight fitted to it.
+
 "Oracle shares" is an upper bound, not a method: per-class factors on the probabilities, fitted on the validation
 images themselves so that the predicted class shares equal the reference's. It answers "is this class missed because
 the model cannot tell it apart, or only because its threshold is off?" (docs/benchmarks.md, "Why bsb_toy stays far
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.class_shares import fit_weights
 from engine.errors import InputError
 from engine.manifest import read_manifest
 from engine.metrics import confusion_matrix, iou_per_class
@@ -36,30 +40,7 @@ from engine.simulate import SimulateOptions, load_samples
 
 log = logging.getLogger("benchmarks")
 WEIGHTS = (0.5, 0.8, 1.25, 1.5, 2.0)  # the one-class weights tried
-
-
-def argmax_counts(probs: list[np.ndarray], masks: list[np.ndarray], factor: np.ndarray) -> np.ndarray:
-    """Pixels per class of the argmax of ``probs`` (each C x H x W) times ``factor``, inside ``masks``."""
-    counts = np.zeros(len(factor), np.int64)
-    for p, mask in zip(probs, masks, strict=True):
-        counts += np.bincount(np.argmax(p * factor[:, None, None], 0)[mask], minlength=len(factor))
-    return counts
-
-
-def share_factors(probs: list[np.ndarray], masks: list[np.ndarray], target: np.ndarray, steps: int = 80,
-                  rate: float = 0.15) -> np.ndarray:  # fmt: skip
-    """Per-class factors (mean 1) whose argmax shares come closest to ``target`` (damped multiplicative updates; the
-    best iterate is kept, since an argmax's shares move in jumps)."""
-    factor = np.ones(len(target))
-    best, best_error = factor.copy(), np.inf
-    for _ in range(steps):
-        counts = argmax_counts(probs, masks, factor)
-        shares = counts / max(counts.sum(), 1)
-        error = float(np.abs(shares - target).sum())
-        if error < best_error:
-            best, best_error = factor.copy(), error
-        factor = factor * (target / np.maximum(shares, 1e-4)) ** rate
-    return best / best.mean()
+SCALES = (0.75, 1.0, 1.25)  # a stated share off by a quarter either way, and right
 
 
 def _confusion(probs, samples, factor: np.ndarray) -> np.ndarray:
@@ -68,6 +49,20 @@ def _confusion(probs, samples, factor: np.ndarray) -> np.ndarray:
     for p, s in zip(probs, samples, strict=True):
         cm += confusion_matrix(np.argmax(p * factor[:, None, None], 0), s.reference, n, s.labelable)
     return cm
+
+
+def stated_shares(probs, samples, reference: np.ndarray, scales=SCALES) -> np.ndarray:
+    """classes x scales: the mIoU when one class's share is stated as its reference share times a scale (what
+    `--class-share` fits, engine/class_shares.py, here on all the pixels rather than a sample), the others free."""
+    n = probs[0].shape[0]
+    masks = [s.labelable for s in samples]
+    table = np.zeros((n, len(scales)))
+    for c in range(n):
+        for j, scale in enumerate(scales):
+            target = np.full(n, np.nan)
+            target[c] = min(reference[c] * scale, 0.99)
+            table[c, j] = iou_per_class(_confusion(probs, samples, fit_weights(probs, masks, target))).mean()
+    return table
 
 
 def one_class_weights(probs, samples, weights=WEIGHTS) -> np.ndarray:
@@ -106,9 +101,13 @@ def report(model_dir: Path, samples) -> None:
     log.info("  one-class weights (mIoU): %s", "  ".join(f"x{w:g}" for w in WEIGHTS))
     for name, row in zip(names, one_class_weights(probs, samples), strict=True):
         log.info("  %-16s %s", name, _row(row))
-    factor = share_factors(probs, [s.labelable for s in samples], reference)
+    log.info("  one class's share stated (mIoU), at its reference share: %s", "  ".join(f"x{s:g}" for s in SCALES))
+    for name, row in zip(names, stated_shares(probs, samples, reference), strict=True):
+        log.info("  %-16s %s", name, _row(row))
+    factor = fit_weights(probs, [s.labelable for s in samples], reference)
     oracle = _confusion(probs, samples, factor)
-    log.info("  oracle shares (upper bound): mIoU %.3f with factors %s", iou_per_class(oracle).mean(), _row(factor))
+    log.info("  oracle shares (upper bound): mIoU %.3f with factors %s", iou_per_class(oracle).mean(),
+             _row(factor / factor.mean()))  # fmt: skip
     log.info("  %-16s %s", "IoU then", _row(iou_per_class(oracle)))
 
 

@@ -4,6 +4,10 @@ For a click, SLIC superpixels are computed on a window around it; the label goes
 superpixel that lie within ``tolerance`` of the click's value (normalised units, per band on average) and are
 connected to the click through such pixels, so it never crosses a strong edge. Spread labels carry a loss weight
 below a click's; a pixel claimed by clicks of different classes gets no spread label.
+
+With ``consensus``, the region is computed at five superpixel sizes (0.6 to 1.4 times ``region``) and a pixel gets
+the label when at least three of them spread to it: a pixel that only one segmentation puts with the click lies
+near an edge, where a spread label is most often wrong (docs/benchmarks.md, "Consensus expansion").
 """
 
 from collections.abc import Callable
@@ -24,16 +28,31 @@ class ExpansionOptions:
     tolerance: float = 0.5  # RMS distance over bands to the click's value, in normalised (std) units
     weight: float = 0.3  # loss weight of a spread label (a click weighs 1)
     compactness: float = 1.0  # in normalised units: lower values fragment superpixels in flat areas
+    consensus: bool = False  # keep the pixels that most of several superpixel sizes spread to
+
+
+SCALES = (0.6, 0.8, 1.0, 1.2, 1.4)  # superpixel sizes of the consensus, times ``region``
+VOTES = 3  # of len(SCALES)
 
 
 def superpixel_region(
     image: np.ndarray, valid: np.ndarray, row: int, col: int, options: ExpansionOptions
 ) -> np.ndarray:
     """The bool mask (H x W) of pixels that the click at (row, col) spreads to, itself included."""
+    if not options.consensus:
+        return _region(image, valid, row, col, options.region, options)
+    votes = sum(_region(image, valid, row, col, options.region * scale, options).astype(np.int32) for scale in SCALES)
+    region = votes >= VOTES
+    components, _ = ndimage.label(region)
+    return components == components[row, col] if region[row, col] else region
+
+
+def _region(image, valid, row: int, col: int, side: float, options: ExpansionOptions) -> np.ndarray:
+    """superpixel_region with superpixels of about ``side`` px."""
     segments = masked_slic(
         np.moveaxis(image, 0, -1).astype(np.float64),
         valid,
-        n_segments=max(4, image[0].size // options.region**2),
+        n_segments=max(4, round(image[0].size / side**2)),
         compactness=options.compactness,
     )
     if segments[row, col] == 0:

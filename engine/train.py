@@ -62,6 +62,7 @@ class TrainOptions:
     # The default recipe, chosen by measurement (docs/benchmarks.md, "Label efficiency by recipe"):
     expand_clicks: bool = True  # spread each click over the similar pixels of its superpixel (engine/expansion.py)
     expansion_weight: float = ExpansionOptions.weight  # the loss weight of a spread label (a click weighs 1)
+    expansion_consensus: bool = ExpansionOptions.consensus  # spread only where most of 5 superpixel sizes agree
     consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
     consistency_threshold: float = 0.9
     forest_prior: bool = False  # weak labels from a random forest fit on the clicks (engine/forest_prior.py)
@@ -166,7 +167,7 @@ def train(
             events.metric("pretrain_loss", recon)
         expanded = clicks
         if options.expand_clicks or (options.forest_ensemble and options.forest_expansion):
-            spread = ExpansionOptions(weight=options.expansion_weight)
+            spread = ExpansionOptions(weight=options.expansion_weight, consensus=options.expansion_consensus)
             expanded = [expand_clicks(src.read, lab, spread) for src, lab in zip(sources, clicks, strict=True)]
             events.info(f"labels spread from the clicks: {sum(len(lab) for lab in expanded)} labelled pixels")
         if options.expand_clicks:

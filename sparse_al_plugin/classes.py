@@ -1,4 +1,4 @@
-"""The class list of a session: names with colours and map weights, edited as immutable tuples (no Qt, no QGIS)."""
+"""The class list of a session: names with colours and map weights or shares, as immutable tuples (no Qt or QGIS)."""
 
 import math
 from dataclasses import dataclass, replace
@@ -9,6 +9,7 @@ NAMED_COLORS = {"background": "#b0b0b0", "car": "#e31a1c", "road": "#505050", "b
                 "permeable_area": "#33a02c", "tree": "#1b7837", "water": "#1f78b4"}  # fmt: skip
 MAX_CLASSES = 254
 WEIGHT_LIMITS = (0.01, 100.0)  # the engine's --class-weight range (engine/class_weights.py)
+# --class-share (engine/class_shares.py): a percentage above 0 and below 100, the shares adding up to at most 100
 
 
 class ClassListError(ValueError):
@@ -20,9 +21,17 @@ class ClassSpec:
     name: str
     color: str  # "#rrggbb"
     weight: float = 1.0  # multiplies the class's probabilities at prediction (the engine's --class-weight)
+    share: float | None = None  # or: the percentage of the map the class should cover (the engine's --class-share)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "color": self.color} | ({"weight": self.weight} if self.weight != 1.0 else {})
+        out = {"name": self.name, "color": self.color}
+        if self.share is not None:
+            return out | {"share": self.share}
+        return out | ({"weight": self.weight} if self.weight != 1.0 else {})
+
+    def map_setting(self) -> str:
+        """The weight, or the share as "7%": how the class table shows them, and what reweight_class reads."""
+        return f"{self.share:g}%" if self.share is not None else f"{self.weight:g}"
 
 
 Classes = tuple[ClassSpec, ...]
@@ -72,14 +81,26 @@ def add_class(classes: Classes, name: str | None = None, color: str | None = Non
 def check_weight(value) -> float:
     """A map weight from a number or its text ("2", "0,5", "x2"); a ClassListError says the range otherwise."""
     low, high = WEIGHT_LIMITS
-    try:
-        weight = float(str(value).strip().lstrip("x×").replace(",", "."))
-    except ValueError:
-        weight = math.nan
+    weight = _number(str(value).strip().lstrip("x×"))
     if not low <= weight <= high:  # NaN fails too
-        raise ClassListError(f"a class weight is a number from {low:g} to {high:g} (1: as the model predicts), "
-                             f"not {value!r}")  # fmt: skip
+        raise ClassListError(f"a class weight is a number from {low:g} to {high:g} (1: as the model predicts), or a "
+                             f"share of the map such as 7%, not {value!r}")  # fmt: skip
     return weight
+
+
+def check_share(value) -> float:
+    """A share of the map in percent from its text ("7%", "2,5 %"); a ClassListError says the range otherwise."""
+    share = _number(str(value).strip().rstrip("%"))
+    if not 0 < share < 100:  # NaN fails too
+        raise ClassListError(f"a class's share of the map is a percentage above 0 and below 100, not {value!r}")
+    return share
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text.strip().replace(",", "."))
+    except ValueError:
+        return math.nan
 
 
 def rename_class(classes: Classes, index: int, name: str) -> Classes:
@@ -93,9 +114,17 @@ def recolor_class(classes: Classes, index: int, color: str) -> Classes:
     return _replace(classes, index, replace(classes[index], color=check_color(color)))
 
 
-def reweight_class(classes: Classes, index: int, weight) -> Classes:
+def reweight_class(classes: Classes, index: int, value) -> Classes:
+    """Set a class's map weight ("1.5"), or its share of the map ("7%": the engine fits the weight)."""
     _check_index(classes, index)
-    return _replace(classes, index, replace(classes[index], weight=check_weight(weight)))
+    if not str(value).strip().endswith("%"):
+        return _replace(classes, index, replace(classes[index], weight=check_weight(value), share=None))
+    share = check_share(value)
+    others = sum(c.share for i, c in enumerate(classes) if i != index and c.share is not None)
+    if others + share > 100:
+        raise ClassListError(f"the classes' shares would add up to {others + share:g}%, more than the whole map; "
+                             "lower one")  # fmt: skip
+    return _replace(classes, index, replace(classes[index], weight=1.0, share=share))
 
 
 def remove_class(classes: Classes, index: int) -> Classes:
@@ -111,7 +140,9 @@ def classes_from_json(items: list) -> Classes:
     result: Classes = ()
     for item in items:
         result = add_class(result, str(item["name"]), item.get("color"))
-        if item.get("weight", 1.0) != 1.0:
+        if item.get("share") is not None:
+            result = reweight_class(result, len(result) - 1, f"{item['share']}%")
+        elif item.get("weight", 1.0) != 1.0:
             result = reweight_class(result, len(result) - 1, item["weight"])
     if len(result) < 2:
         raise ClassListError("a session needs at least two classes")
@@ -127,9 +158,20 @@ def class_weights(classes: Classes, known: list[str] | None = None) -> list[str]
     model's class names): a model with as many classes as the session gets the weights by position, as its map gets
     the session's colours (a class renamed since the model was trained keeps its weight); another model only those of
     the classes it has by name."""
+    return _engine_values(classes, known, lambda c: f"{c.weight:g}" if c.share is None and c.weight != 1.0 else None)
+
+
+def class_shares(classes: Classes, known: list[str] | None = None) -> list[str]:
+    """The engine's --class-share values ("name=percent") of the classes given a share, as class_weights."""
+    return _engine_values(classes, known, lambda c: f"{c.share:g}" if c.share is not None else None)
+
+
+def _engine_values(classes: Classes, known: list[str] | None, value_of) -> list[str]:
     if known is not None and len(known) == len(classes):
-        return [f"{name}={c.weight:g}" for name, c in zip(known, classes, strict=True) if c.weight != 1.0]
-    return [f"{c.name}={c.weight:g}" for c in classes if c.weight != 1.0 and (known is None or c.name in known)]
+        pairs = zip(known, classes, strict=True)
+    else:
+        pairs = ((c.name, c) for c in classes if known is None or c.name in known)
+    return [f"{name}={value}" for name, c in pairs if (value := value_of(c)) is not None]
 
 
 def _replace(classes: Classes, index: int, spec: ClassSpec) -> Classes:

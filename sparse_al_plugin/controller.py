@@ -230,11 +230,13 @@ class Controller(QObject):
         except cl.ClassListError:
             self._show_classes()  # a refused weight goes back to the saved one
             raise
-        changed = new[index].weight != self.state.classes[index].weight
-        self.set_classes(new, self.state.active_class)  # shows the weight as saved ("x1.5" becomes "1.5")
-        if changed:
-            self.notifier.info(f"{new[index].name} weighs {new[index].weight:g}: press Predict to see it "
+        spec, changed = new[index], new[index].map_setting() != self.state.classes[index].map_setting()
+        self.set_classes(new, self.state.active_class)  # shows the setting as saved ("x1.5" becomes "1.5")
+        if changed and spec.share is not None:
+            self.notifier.info(f"{spec.name} will cover about {spec.share:g}% of the map: press Predict to see it "
                                "(no retraining)")  # fmt: skip
+        elif changed:
+            self.notifier.info(f"{spec.name} weighs {spec.weight:g}: press Predict to see it (no retraining)")
 
     def _remove_class(self, index: int) -> None:
         classes = self.state.classes

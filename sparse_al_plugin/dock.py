@@ -42,6 +42,7 @@ from .session import STRATEGIES, IterationRecord, LoopOptions, points_summary, s
 EXTENTS = (("full", "whole raster"), ("visible", "visible extent"))
 WEIGHT_TIP = (
     "Map weight: above 1 paints more of the class, below 1 less (2: twice its probability).\n"
+    "Or a share of the map, such as 7%: Predict finds the weight that paints the class on about that much.\n"
     "Double-click to edit; Predict applies it without retraining."
 )
 
@@ -311,7 +312,7 @@ class SparseAlDock(QDockWidget):
             count.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
             count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(row, 3, count)
-            weight = QTableWidgetItem(f"{spec.weight:g}")
+            weight = QTableWidgetItem(spec.map_setting())
             weight.setToolTip(WEIGHT_TIP)
             weight.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(row, 4, weight)

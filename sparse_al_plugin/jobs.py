@@ -57,26 +57,32 @@ def train_job(rasters: list[str], points: Path, classes: Classes, out: Path, ini
     return job
 
 
-def predict_job(model: Path, raster: str, out: Path, bbox: str | None = None, weights: list[str] = ()) -> dict:
-    """``weights``: the engine's --class-weight values (classes.class_weights)."""
+def predict_job(model: Path, raster: str, out: Path, bbox: str | None = None, weights: list[str] = (),
+                shares: list[str] = ()) -> dict:  # fmt: skip
+    """``weights``, ``shares``: the engine's --class-weight and --class-share values (classes.class_weights and
+    class_shares)."""
     job = {"model": str(model), "raster": raster, "out": str(out)}  # one raster: --raster is not repeatable here
     if bbox:
         job["bbox"] = bbox
-    if weights:
-        job["class_weight"] = list(weights)
-    return job
+    return _with_class_settings(job, weights, shares)
 
 
 def suggest_job(model: Path, rasters: list[str], out: Path, strategy: str, budget: int, iteration: int,
-                points: Path | None = None, weights: list[str] = ()) -> dict:  # fmt: skip
+                points: Path | None = None, weights: list[str] = (), shares: list[str] = ()) -> dict:  # fmt: skip
     """All rasters in one run (--raster repeats; --budget is the total). Pixels of ``points`` are not suggested;
-    ``weights`` as in predict_job (suggestions show the weighted classes)."""
+    ``weights`` and ``shares`` as in predict_job (suggestions show the weighted classes)."""
     job = {"model": str(model), "raster": list(rasters), "out": str(out), "strategy": strategy,
            "budget": int(budget), "iteration": int(iteration)}  # fmt: skip
     if points is not None:
         job["points"] = str(points)
+    return _with_class_settings(job, weights, shares)
+
+
+def _with_class_settings(job: dict, weights: list[str], shares: list[str]) -> dict:
     if weights:
         job["class_weight"] = list(weights)
+    if shares:
+        job["class_share"] = list(shares)
     return job
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from qgis.core import QgsApplication, QgsRasterLayer
 
-from .classes import class_weights
+from .classes import class_shares, class_weights
 from .dock import RunRequest
 from .engine_process import EngineOutcome
 from .jobs import EngineStep, bbox_text, model_classes, predict_job, suggest_job, train_job, warm_start
@@ -120,7 +120,7 @@ class Loop:
             if bbox == "":
                 continue  # the raster is outside the visible extent
             out = run_dir / f"{i + 1:02d}_{safe_name(layer.name())}"
-            job = predict_job(Path(model.model_dir), layer.source(), out, bbox, self._weights(model))
+            job = predict_job(Path(model.model_dir), layer.source(), out, bbox, *self._class_settings(model))
             steps.append(EngineStep("predict", job, out.with_suffix(".json"), f"predict {layer.name()}",
                                     layer.source()))  # fmt: skip
         if not steps:
@@ -135,12 +135,13 @@ class Loop:
         points = session.points_file if session.points_file.exists() else None
         rasters = [layer.source() for layer in self._require_rasters()]
         job = suggest_job(Path(model.model_dir), rasters, out, loop.strategy, loop.budget, model.number, points,
-                          self._weights(model))  # fmt: skip
+                          *self._class_settings(model))  # fmt: skip
         return [EngineStep("suggest", job, out.with_suffix(".json"), "suggest")]
 
-    def _weights(self, model: IterationRecord) -> list[str]:
-        """The session's class weights, in the model's class names (classes.class_weights)."""
-        return class_weights(self.c.state.classes, model_classes(Path(model.model_dir)))
+    def _class_settings(self, model: IterationRecord) -> tuple[list[str], list[str]]:
+        """The session's class weights and shares, in the model's class names (classes.class_weights, class_shares)."""
+        known = model_classes(Path(model.model_dir))
+        return class_weights(self.c.state.classes, known), class_shares(self.c.state.classes, known)
 
     def _require_rasters(self) -> list[QgsRasterLayer]:
         rasters = self.c.session_rasters()

@@ -173,7 +173,7 @@ def share_jumps(previous: dict | None, current: dict | None, ratio: float = 2.0,
         advice = ("too much, lower its weight in the class table or click where it is wrong" if more
                   else "too little, raise its weight in the class table or click where it is missed")  # fmt: skip
         notes.append(f"{name} now covers {100 * now:.1f}% of the map against {100 * before:.1f}% before: if that is "
-                     f"{advice}")  # fmt: skip
+                     f"{advice} (or type the share you expect, such as 7%, as its weight)")  # fmt: skip
     return notes
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import torch
 
-from engine.class_weights import add_class_weight_argument, parse_class_weights, with_class_weights
+from engine.class_shares import add_class_share_argument, parse_class_shares, percents, weigh_classes
+from engine.class_weights import add_class_weight_argument, parse_class_weights
 from engine.errors import InputError
 from engine.events import Events
 from engine.predict import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "most a quarter of the tile size)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per network pass")
     add_class_weight_argument(parser)
+    add_class_share_argument(parser)
 
 
 def run(args: argparse.Namespace, events: Events) -> None:
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace, events: Events) -> None:
     torch.manual_seed(args.seed)  # MC dropout masks
     network, config = load_any(model, args.torch_device)
     weights = parse_class_weights(args.class_weight, config.class_names)
-    config = with_class_weights(config, weights)
+    shares = parse_class_shares(args.class_share, config.class_names, weights)
     with open_raster(raster) as ds:
         region = region_for(ds, args.bbox, args.aoi)
     overlap = args.overlap if args.overlap is not None else default_overlap(args.tile_size)
@@ -54,8 +56,18 @@ def run(args: argparse.Namespace, events: Events) -> None:
         tile_size=args.tile_size, overlap=overlap, batch_size=args.batch_size, uncertainty=args.uncertainty,
         mc_samples=args.mc_samples, probabilities=args.probabilities, cog=args.cog,
     )  # fmt: skip
+    aoi = region.mask if region.geometries else None
+    config, weights = weigh_classes(network, config, weights, shares, [raster], args.torch_device, events,
+                                    (options.tile_size, options.overlap), [region.window], aoi)  # fmt: skip
     summary = predict_raster(network, config, raster, out, region, args.torch_device, options, events, str(model))
-    events.result("predict", model_dir=str(model), raster=str(raster), class_weights=weights, **summary)
+    events.result(
+        "predict",
+        model_dir=str(model),
+        raster=str(raster),
+        class_weights=weights,
+        class_shares=percents(shares),
+        **summary,
+    )
 
 
 def default_overlap(tile_size: int) -> int:

@@ -3,7 +3,8 @@
 import argparse
 from pathlib import Path
 
-from engine.class_weights import add_class_weight_argument, parse_class_weights, with_class_weights
+from engine.class_shares import add_class_share_argument, parse_class_shares, percents, weigh_classes
+from engine.class_weights import add_class_weight_argument, parse_class_weights
 from engine.errors import InputError
 from engine.events import Events
 from engine.points import points_to_pixels, read_points
@@ -47,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlap", type=int, default=64, help="overlap between tiles, blended")
     parser.add_argument("--batch-size", type=int, default=4)
     add_class_weight_argument(parser)
+    add_class_share_argument(parser)
 
 
 def run(args: argparse.Namespace, events: Events) -> None:
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace, events: Events) -> None:
     rasters = [Path(r) for r in args.raster]
     network, config = load_any(Path(args.model), args.torch_device)
     weights = parse_class_weights(args.class_weight, config.class_names)
-    config = with_class_weights(config, weights)
+    shares = parse_class_shares(args.class_share, config.class_names, weights)
     for path in rasters:
         with open_raster(path) as ds:
             if ds.count < max(config.bands):
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace, events: Events) -> None:
                     f"--raster: {path} has {ds.count} band(s); the model reads bands {config.bands}", "raster"
                 )
     options = _options(args)
+    config, weights = weigh_classes(network, config, weights, shares, rasters, args.torch_device, events,
+                                    (options.tile_size, options.overlap))  # fmt: skip
     exclude = None
     if args.points:
         exclude = points_to_pixels(read_points(args.points, args.class_field, config.classes), rasters).labels
@@ -81,6 +85,7 @@ def run(args: argparse.Namespace, events: Events) -> None:
         windows=result.windows,
         crs=result.points.crs.to_string(),
         class_weights=weights,
+        class_shares=percents(shares),
     )
 
 

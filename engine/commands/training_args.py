@@ -32,6 +32,10 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--expansion-weight", type=float, default=TrainOptions.expansion_weight,
                         help="loss weight of a label spread from a click, a click weighing 1 (default "
                         f"{TrainOptions.expansion_weight})")  # fmt: skip
+    parser.add_argument("--expansion-consensus", action=argparse.BooleanOptionalAction,
+                        default=TrainOptions.expansion_consensus, help="spread a click only to the pixels "
+                        "that most of five superpixel sizes put with it (fewer wrong labels near edges; default: "
+                        "off)")  # fmt: skip
     parser.add_argument("--jitter", type=float, default=TrainOptions.jitter,
                         help="colour augmentation: each band of each training patch gets a random gain in "
                         "[1-J, 1+J] and offset in [-J, J] standard deviations (default 0: off)")  # fmt: skip

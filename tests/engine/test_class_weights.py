@@ -7,16 +7,14 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-import torch
 
 from engine.class_weights import parse_class_weights, with_class_weights
 from engine.classes import parse_classes
 from engine.cli import main
 from engine.errors import InputError
-from engine.models import ModelConfig, build_network, save_model
+from engine.models import ModelConfig
 from engine.normalization import Normalization
 from engine.prior import KEY as PRIOR_KEY
-from tests.fixtures import write_raster
 
 NAMES = ["background", "car", "road"]
 
@@ -65,22 +63,6 @@ def test_weights_multiply_the_model_prior_factor_and_leave_the_config_alone():
     assert with_class_weights(config, {}) is config
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """An untrained (seeded) network: its classes' probabilities are close, so a weight moves many pixels."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "model"
-    save_model(path, build_network("Unet", "resnet18", 3, 3), _config())
-    return path
-
-
-@pytest.fixture(scope="module")
-def raster(tmp_path_factory):
-    rng = np.random.default_rng(4)
-    image = rng.integers(1, 255, (3, 96, 128), dtype=np.uint8)
-    return write_raster(tmp_path_factory.mktemp("raster") / "r.tif", image, crs="EPSG:31983", pixel=0.5)
-
-
 def _engine(capsys, *argv) -> tuple[int, list[dict]]:
     code = main([*map(str, argv[:1]), "--events", "json", "--device", "cpu", *map(str, argv[1:])])
     return code, [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
@@ -95,10 +77,12 @@ def _predict(capsys, model, raster, out, *weights) -> tuple[np.ndarray, np.ndarr
         return p.read(1), u.read(1), events[-1]
 
 
-def test_predict_paints_more_of_a_class_weighted_up_and_less_of_one_weighted_down(tmp_path, capsys, model, raster):
-    plain, plain_unc, result = _predict(capsys, model, raster, tmp_path / "plain")
-    more, more_unc, more_result = _predict(capsys, model, raster, tmp_path / "more", "car=3")
-    less, _, less_result = _predict(capsys, model, raster, tmp_path / "less", "car=0.3", "road=1")
+def test_predict_paints_more_of_a_class_weighted_up_and_less_of_one_weighted_down(
+    tmp_path, capsys, untrained_model, noise_raster
+):
+    plain, plain_unc, result = _predict(capsys, untrained_model, noise_raster, tmp_path / "plain")
+    more, more_unc, more_result = _predict(capsys, untrained_model, noise_raster, tmp_path / "more", "car=3")
+    less, _, less_result = _predict(capsys, untrained_model, noise_raster, tmp_path / "less", "car=0.3", "road=1")
     car = [int((p == 1).sum()) for p in (less, plain, more)]
     assert car[0] < car[1] < car[2], car
     assert (more[plain == 1] == 1).all()  # a pixel that was car stays car when car weighs more
@@ -108,20 +92,20 @@ def test_predict_paints_more_of_a_class_weighted_up_and_less_of_one_weighted_dow
     assert more_result["class_pixels"]["car"] == car[2]
 
 
-def test_predict_refuses_an_unknown_class_with_one_line_and_exit_2(tmp_path, capsys, model, raster):
-    code, events = _engine(capsys, "predict", "--model", model, "--raster", raster, "--out", tmp_path / "out",
-                           "--class-weight", "tree=2")  # fmt: skip
+def test_predict_refuses_an_unknown_class_with_one_line_and_exit_2(tmp_path, capsys, untrained_model, noise_raster):
+    code, events = _engine(capsys, "predict", "--model", untrained_model, "--raster", noise_raster, "--out",
+                           tmp_path / "out", "--class-weight", "tree=2")  # fmt: skip
     assert code == 2 and events[-1]["event"] == "error" and events[-1]["field"] == "class_weight"
     assert "background, car, road" in events[-1]["message"]
     assert not (tmp_path / "out" / "prediction.tif").exists()
 
 
-def test_suggestions_follow_the_weighted_uncertainty(tmp_path, capsys, model, raster):
+def test_suggestions_follow_the_weighted_uncertainty(tmp_path, capsys, untrained_model, noise_raster):
     def suggest(name, *weights):
         args = [a for w in weights for a in ("--class-weight", w)]
-        code, events = _engine(capsys, "suggest", "--model", model, "--raster", raster, "--out", tmp_path / name,
-                               "--strategy", "entropy", "--budget", 10, "--min-distance", 8, "--tile-size", 64,
-                               "--overlap", 16, *args)  # fmt: skip
+        code, events = _engine(capsys, "suggest", "--model", untrained_model, "--raster", noise_raster, "--out",
+                               tmp_path / name, "--strategy", "entropy", "--budget", 10, "--min-distance", 8,
+                               "--tile-size", 64, "--overlap", 16, *args)  # fmt: skip
         assert code == 0, events[-1]
         points = gpd.read_file(tmp_path / name, layer="suggestions")
         return {(round(p.x, 2), round(p.y, 2)) for p in points.geometry}, events[-1]

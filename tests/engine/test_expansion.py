@@ -1,12 +1,14 @@
 """Point-to-region expansion stays inside the clicked superpixel and never crosses a strong edge."""
 
 import numpy as np
+import pytest
 import torch
+from scipy import ndimage
 
 from engine import train as train_module
 from engine.classes import parse_classes
 from engine.events import Events
-from engine.expansion import ExpansionOptions, expand_clicks
+from engine.expansion import SCALES, VOTES, ExpansionOptions, expand_clicks, superpixel_region
 from engine.points import PixelLabels
 from engine.train import TrainOptions, train
 from tests.fixtures import clicks_per_class
@@ -78,20 +80,58 @@ def test_dissimilar_pixels_inside_the_window_are_left_out():
     }
 
 
-def test_training_gives_the_spread_labels_the_chosen_weight(scene, monkeypatch):
+def _textured(seed: int = 0) -> np.ndarray:
+    """A 40 x 40 image of smooth noise: superpixels of different sizes cut it differently."""
+    rng = np.random.default_rng(seed)
+    return ndimage.gaussian_filter(rng.normal(0, 1, (3, 40, 40)), (0, 2, 2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_consensus_keeps_the_pixels_most_superpixel_sizes_spread_to(seed):
+    image, valid = _textured(seed), np.ones((40, 40), bool)
+    singles = np.array([superpixel_region(image, valid, 20, 20, ExpansionOptions(region=round(10 * scale)))
+                        for scale in SCALES])  # fmt: skip
+    assert singles.all(axis=0).sum() < singles.any(axis=0).sum()  # the sizes disagree, so the rule is seen
+    components, _ = ndimage.label(singles.sum(axis=0) >= VOTES)
+    expected = components == components[20, 20]
+    out = superpixel_region(image, valid, 20, 20, ExpansionOptions(region=10, consensus=True))
+    assert np.array_equal(out, expected)
+    assert out[20, 20]
+
+
+def test_consensus_never_crosses_a_strong_edge():
+    labels = PixelLabels(np.array([30]), np.array([29]), np.array([1]))
+    out = expand_clicks(_reader(_two_halves()), labels, ExpansionOptions(region=10, consensus=True))
+    assert len(out) > 20 and np.all(out.cols < 32)
+
+
+def _trained_labels(scene, monkeypatch, clicks, **options) -> PixelLabels:
+    """The labels that training on ``clicks`` samples its patches from, with TrainOptions ``options``."""
     sampled = []
     sampler = train_module.PatchSampler
 
     def recording(sources, labels, *args, **kwargs):
-        sampled.append(labels)
+        sampled.append(labels[0])
         return sampler(sources, labels, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "PatchSampler", recording)
-    options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=2, expansion_weight=0.1,
-                           forest_ensemble=False, prior_correction=False)  # fmt: skip
-    clicks = clicks_per_class(scene.label, 4)
+    options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=2, forest_ensemble=False,
+                           prior_correction=False, **options)  # fmt: skip
     train([scene.image], [clicks], [1, 2, 3], parse_classes("background,red,blue"), options, torch.device("cpu"),
           Events("text"))  # fmt: skip
-    weights = sampled[0][0].weight_array()
+    return sampled[0]
+
+
+def test_training_gives_the_spread_labels_the_chosen_weight(scene, monkeypatch):
+    clicks = clicks_per_class(scene.label, 4)
+    weights = _trained_labels(scene, monkeypatch, clicks, expansion_weight=0.1).weight_array()
     assert (weights == 1.0).sum() == len(clicks)
     assert len(weights) > 2 * len(clicks) and np.allclose(weights[weights < 1], 0.1)
+
+
+def test_training_spreads_by_consensus_when_asked(scene, monkeypatch):
+    clicks = clicks_per_class(scene.label, 4)
+    plain, consensus = ({(r, c) for r, c in zip(labels.rows.tolist(), labels.cols.tolist(), strict=True)}
+                        for labels in (_trained_labels(scene, monkeypatch, clicks, expansion_consensus=flag)
+                                       for flag in (False, True)))  # fmt: skip
+    assert plain != consensus and len(consensus) > len(clicks)

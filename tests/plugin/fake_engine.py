@@ -26,10 +26,10 @@ KEYS = {
               "patch_size", "patches_per_epoch", "lr", "arch", "encoder", "encoder_weights", "loss", "amplification",
               "model", "forest_ensemble", "flip_views"},
     "predict": {"model", "raster", "out", "bbox", "uncertainty", "mc_samples", "probabilities", "cog", "aoi",
-                "tile_size", "overlap", "batch_size", "class_weight"},
+                "tile_size", "overlap", "batch_size", "class_weight", "class_share"},
     "suggest": {"model", "raster", "out", "strategy", "budget", "min_distance", "superpixel_size", "compactness",
                 "uncertainty", "mc_samples", "points", "class_field", "iteration", "window_size", "tile_size",
-                "overlap", "batch_size", "class_weight"},
+                "overlap", "batch_size", "class_weight", "class_share"},
 }  # fmt: skip
 REQUIRED = {"train": {"raster", "points", "out"}, "predict": {"model", "raster", "out"},
             "suggest": {"model", "raster", "out"}}  # fmt: skip

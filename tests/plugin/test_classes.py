@@ -5,6 +5,7 @@ from sparse_al_plugin.classes import (
     ClassListError,
     ClassSpec,
     add_class,
+    class_shares,
     class_weights,
     classes_from_json,
     classes_to_json,
@@ -74,6 +75,37 @@ def test_a_bad_weight_says_the_range(text):
         reweight_class(DEFAULT_CLASSES, 1, text)
     with pytest.raises(ClassListError, match="from 0.01 to 100"):
         classes_from_json([{"name": "a"}, {"name": "b", "weight": text}])
+
+
+def test_a_share_replaces_the_weight_and_travels_with_its_class():
+    classes = reweight_class(add_class(DEFAULT_CLASSES, "road"), 2, "2")
+    shared = reweight_class(classes, 2, "7,5 %")
+    assert shared[2].share == 7.5 and shared[2].weight == 1.0 and shared[2].map_setting() == "7.5%"
+    assert classes_to_json(shared)[2] == {"name": "road", "color": classes[2].color, "share": 7.5}
+    assert classes_from_json(classes_to_json(shared)) == shared
+    assert rename_class(shared, 2, "street")[2].share == 7.5
+    back = reweight_class(shared, 2, "1.5")  # a weight replaces the share
+    assert back[2].share is None and back[2].weight == 1.5 and back[2].map_setting() == "1.5"
+
+
+@pytest.mark.parametrize("text", ["0%", "100%", "-5%", "few%", "%"])
+def test_a_bad_share_says_the_range(text):
+    with pytest.raises(ClassListError, match="above 0 and below 100"):
+        reweight_class(DEFAULT_CLASSES, 1, text)
+
+
+def test_shares_may_not_add_up_to_more_than_the_map():
+    classes = reweight_class(add_class(DEFAULT_CLASSES, "road"), 2, "60%")
+    with pytest.raises(ClassListError, match="add up to 110%"):
+        reweight_class(classes, 0, "50%")
+    assert reweight_class(reweight_class(classes, 2, "30%"), 0, "50%")[0].share == 50  # its own old share not counted
+
+
+def test_class_shares_are_the_engine_values_of_the_classes_given_one():
+    classes = reweight_class(reweight_class(add_class(DEFAULT_CLASSES, "road"), 2, "7%"), 0, "0.5")
+    assert class_shares(classes) == ["road=7"] and class_weights(classes) == ["background=0.5"]
+    assert class_shares(classes, ["ground", "x", "street"]) == ["street=7"]  # by position, as the weights
+    assert class_shares(classes, ["background", "class_1"]) == []  # a model without road
 
 
 def test_class_weights_are_the_engine_values_of_the_weighted_classes_the_model_knows():

@@ -95,6 +95,13 @@ def test_class_weights_reach_predict_and_suggest_and_never_training(tmp_path):
     suggest = _engine_parse("suggest", suggest_job(tmp_path / "m", ["/a.tif"], tmp_path / "s.gpkg", "entropy", 3, 1,
                                                    None, weights), tmp_path)  # fmt: skip
     assert predict.class_weight == weights == suggest.class_weight
+    shares = ["class_1=7"]
+    predict = _engine_parse(
+        "predict", predict_job(tmp_path / "m", "/a.tif", tmp_path / "o", None, [], shares), tmp_path
+    )
+    suggest = _engine_parse("suggest", suggest_job(tmp_path / "m", ["/a.tif"], tmp_path / "s.gpkg", "entropy", 3, 1,
+                                                   None, [], shares), tmp_path)  # fmt: skip
+    assert predict.class_share == shares == suggest.class_share and predict.class_weight is None
     assert "class_weight" not in predict_job(tmp_path / "m", "/a.tif", tmp_path / "o")
     weighted = reweight_class(DEFAULT_CLASSES, 1, 2)
     job = train_job(["/a.tif"], tmp_path / "p.gpkg", weighted, tmp_path / "model", None, TrainOptions())
@@ -102,8 +109,8 @@ def test_class_weights_reach_predict_and_suggest_and_never_training(tmp_path):
 
 
 def test_jobs_use_only_contract_keys(tmp_path):
-    assert set(predict_job(tmp_path, "/a.tif", tmp_path, "b", ["a=2"])) <= fake_engine.KEYS["predict"]
-    suggest = suggest_job(tmp_path, ["/a.tif"], tmp_path, "entropy", 3, 1, tmp_path, ["a=2"])
+    assert set(predict_job(tmp_path, "/a.tif", tmp_path, "b", ["a=2"], ["b=7"])) <= fake_engine.KEYS["predict"]
+    suggest = suggest_job(tmp_path, ["/a.tif"], tmp_path, "entropy", 3, 1, tmp_path, ["a=2"], ["b=7"])
     assert set(suggest) <= fake_engine.KEYS["suggest"]
     assert bbox_text(1, 2, 3.5, 4, "EPSG:3857") == "1.000000,2.000000,3.500000,4.000000,EPSG:3857"
 

@@ -287,6 +287,28 @@ def test_a_class_weight_typed_in_the_dock_is_saved_and_sent_to_predict_and_sugge
     assert all("weight" not in c for c in calls(fake_engine)[-1]["job"]["classes"])
 
 
+def test_a_class_share_typed_in_the_dock_is_saved_and_sent_instead_of_its_weight(plugin, image, tmp_path,
+                                                                                  fake_engine):  # fmt: skip
+    start_session(plugin, image, tmp_path)
+    plugin.controller.loop.run(RunRequest(("train",), LoopOptions()))
+    wait_idle(plugin)
+    plugin.dock.class_table.item(0, 4).setText("2")
+    plugin.dock.class_table.item(1, 4).setText("7 %")
+    assert plugin.dock.class_table.item(1, 4).text() == "7%"
+    assert any("class_1 will cover about 7% of the map: press Predict" in m
+               for m in messages(plugin.iface, Qgis.MessageLevel.Info))  # fmt: skip
+    plugin.dock.class_table.item(0, 4).setText("95%")  # refused: with class_1's 7% more than the whole map
+    assert plugin.dock.class_table.item(0, 4).text() == "2"
+    assert any("add up to 102%" in m for m in messages(plugin.iface, Qgis.MessageLevel.Warning))
+    saved = json.loads((tmp_path / "session" / "session.json").read_text())["classes"]
+    assert saved[1]["share"] == 7 and "weight" not in saved[1] and saved[0]["weight"] == 2
+    plugin.controller.loop.run(RunRequest(("predict", "suggest"), LoopOptions()))
+    wait_idle(plugin)
+    predict, suggest = (c["job"] for c in calls(fake_engine)[-2:])
+    assert predict["class_share"] == ["class_1=7"] == suggest["class_share"]
+    assert predict["class_weight"] == ["background=2"] == suggest["class_weight"]
+
+
 def test_the_status_bar_names_the_predicted_class_under_the_cursor(plugin, image, tmp_path):
     """The fake engine predicts background in the raster's left half and class_1 in its right half."""
     start_session(plugin, image, tmp_path)

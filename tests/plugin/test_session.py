@@ -72,4 +72,5 @@ def test_share_jumps_name_a_class_that_suddenly_covers_far_more_or_less_of_the_m
     assert share_jumps({"a": 1.0}, {"a": 0.5, "new": 0.5}) == []  # halved: not more than twice
     assert share_jumps({"a": 1.0}, {"a": 0.4, "new": 0.6}) == ["a now covers 40.0% of the map against 100.0% before: "
                                                                "if that is too little, raise its weight in the class "
-                                                               "table or click where it is missed"]  # fmt: skip
+                                                               "table or click where it is missed (or type the share "
+                                                               "you expect, such as 7%, as its weight)"]  # fmt: skip
