@@ -12,6 +12,7 @@ states"), most of that gain stays, and on models whose shares were already right
 
 import argparse
 import math
+from itertools import groupby
 
 import numpy as np
 from rasterio.windows import Window
@@ -115,18 +116,19 @@ def share_weights(model, config: ModelConfig, rasters: list, shares: dict[str, f
         return {}
     events.info(f"fitting the weights of {', '.join(shares)} to the shares asked for, on a sample of the map")
     probs, masks = [], []
-    for path, (row0, col0), grid, tile in _sample_tiles(rasters, areas, tiling, stride(model), seed):
+    for path, tiles in groupby(_sample_tiles(rasters, areas, tiling, stride(model), seed), key=lambda t: t[0]):
         with open_raster(path) as ds:
-            row, col = row0 + tile.row, col0 + tile.col
-            image, valid = read_window(ds, config.bands, row, col, grid.tile_h, grid.tile_w)
-            counted = valid & _own_pixels(grid, tile)
-            if aoi is not None:  # the AOI masks the map, not the network's input
-                counted &= aoi(ds.window_transform(Window(col, row, grid.tile_w, grid.tile_h)), grid.tile_h,
-                               grid.tile_w)  # fmt: skip
-        if counted.any():
-            probs.append(predict_probabilities(model, config, image, valid, device, tile_size=tiling[0],
-                                               overlap=tiling[1]).probs)  # fmt: skip
-            masks.append(counted)
+            for _, (row0, col0), grid, tile in tiles:
+                row, col = row0 + tile.row, col0 + tile.col
+                image, valid = read_window(ds, config.bands, row, col, grid.tile_h, grid.tile_w)
+                counted = valid & _own_pixels(grid, tile)
+                if aoi is not None:  # the AOI masks the map, not the network's input
+                    counted &= aoi(ds.window_transform(Window(col, row, grid.tile_w, grid.tile_h)), grid.tile_h,
+                                   grid.tile_w)  # fmt: skip
+                if counted.any():
+                    probs.append(predict_probabilities(model, config, image, valid, device, tile_size=tiling[0],
+                                                       overlap=tiling[1]).probs)  # fmt: skip
+                    masks.append(counted)
     if not probs:
         raise InputError("--class-share: the area to predict has no valid pixels to fit the shares on", FIELD)
     names = config.class_names
