@@ -3,7 +3,7 @@
 A class weight (engine/class_weights.py) is the direct knob, but its right value depends on the model: on a model
 whose pixels sit near the decision boundary a weight of 1.25 can cost 0.07 mIoU. What a user often knows instead is
 roughly how much of the area a class covers ("roads are a few percent of this suburb"). Given such a share, the
-engine predicts a sample of the map's tiles, finds the weight that makes the class win the argmax on that share
+engine predicts the map (or a sample of a large one), finds the weight that makes the class win the argmax on that share
 of the sampled pixels, and predicts with that weight (classes given no share keep their own weight, 1 by default).
 This is the per-class threshold that docs/benchmarks.md ("A threshold, not a ranking, problem") found worth up to
 +0.07 mIoU on bsb_toy, with the reference's shares; measured with shares off by a quarter ("Class shares the user
@@ -25,10 +25,11 @@ from engine.models import ModelConfig
 from engine.predict import predict_probabilities
 from engine.predictor import stride
 from engine.raster_io import open_raster, read_window
-from engine.tiling import TileGrid
+from engine.tiling import round_up
 
 FIELD = "class_share"
-SAMPLE_PIXELS = 4_000_000  # the tiles predicted to fit the shares, at most (the whole area when it is smaller)
+SAMPLE_PIXELS = 4_194_304  # predicted to fit the shares, at most: an area this large or smaller is predicted whole
+SAMPLE_SIDE = 1024  # the windows of a larger area's sample: 4 of them
 STEPS = 24  # bisection steps of a class's log weight: a factor of 1.0002 apart at the end
 ROUNDS = 4  # of the bisections, when several classes are given a share
 TOLERANCE = 0.002  # a share this close to its target is left as it is
@@ -104,30 +105,33 @@ def argmax_shares(probs: list[np.ndarray], masks: list[np.ndarray], factor: np.n
 
 def share_weights(model, config: ModelConfig, rasters: list, shares: dict[str, float], device, events: Events,
                   tiling: tuple[int, int], areas=None, aoi=None, seed: int = 0) -> dict[str, float]:  # fmt: skip
-    """The weights that give the classes of ``shares`` those shares of the argmax over a sample of the tiles that
-    predicting ``rasters`` in tiles of ``tiling`` (tile size, overlap) reads (within ``areas``, one rasterio Window
-    per raster, if given; counting only the pixels inside the AOI of ``aoi(transform, height, width)``, a bool
-    mask, if given), as ``model`` predicts them with ``config``.
+    """The weights that give the classes of ``shares`` those shares of the argmax over ``rasters`` (within
+    ``areas``, one rasterio Window per raster, if given; counting only the pixels inside the AOI of ``aoi(transform,
+    height, width)``, a bool mask, if given), as ``model`` predicts them with ``config`` in tiles of ``tiling``
+    (tile size, overlap).
 
-    Each sampled tile is read and predicted as the map's own tiles are (engine/predict_raster.py), context included:
-    windows predicted on their own, without what surrounds them, gave road on 14.2% of a map that has 18.6%
-    (docs/benchmarks.md, "Class shares the user states")."""
+    An area of up to SAMPLE_PIXELS is predicted whole, as the map is (the same tiles, blended alike), so the fit is
+    the map's; a larger one by a random sample of windows of SAMPLE_SIDE px. Smaller windows, or the map's tiles one
+    by one, missed a whole tile's road share by 2.5 to 7.6 points (docs/benchmarks.md, "Class shares the user
+    states")."""
     if not shares:
         return {}
     events.info(f"fitting the weights of {', '.join(shares)} to the shares asked for, on a sample of the map")
     probs, masks = [], []
-    for path, tiles in groupby(_sample_tiles(rasters, areas, tiling, stride(model), seed), key=lambda t: t[0]):
+    for path, windows in groupby(_sample(rasters, areas, seed), key=lambda window: window[0]):
         with open_raster(path) as ds:
-            for _, (row0, col0), grid, tile in tiles:
-                row, col = row0 + tile.row, col0 + tile.col
-                image, valid = read_window(ds, config.bands, row, col, grid.tile_h, grid.tile_w)
-                counted = valid & _own_pixels(grid, tile)
+            for _, window in windows:
+                row, col, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
+                # an area smaller than a tile is read, as the map reads it, to a whole multiple of the model's stride
+                read_h, read_w = (round_up(n, stride(model)) if n <= tiling[0] else n for n in (h, w))
+                image, valid = read_window(ds, config.bands, row, col, read_h, read_w)
+                counted = valid[:h, :w]
                 if aoi is not None:  # the AOI masks the map, not the network's input
-                    counted &= aoi(ds.window_transform(Window(col, row, grid.tile_w, grid.tile_h)), grid.tile_h,
-                                   grid.tile_w)  # fmt: skip
+                    counted = counted & aoi(ds.window_transform(window), h, w)
                 if counted.any():
-                    probs.append(predict_probabilities(model, config, image, valid, device, tile_size=tiling[0],
-                                                       overlap=tiling[1]).probs)  # fmt: skip
+                    prediction = predict_probabilities(model, config, image, valid, device, tile_size=tiling[0],
+                                                       overlap=tiling[1])  # fmt: skip
+                    probs.append(prediction.probs[:, :h, :w])
                     masks.append(counted)
     if not probs:
         raise InputError("--class-share: the area to predict has no valid pixels to fit the shares on", FIELD)
@@ -143,36 +147,27 @@ def share_weights(model, config: ModelConfig, rasters: list, shares: dict[str, f
     return weights
 
 
-def _own_pixels(grid: TileGrid, tile) -> np.ndarray:
-    """The pixels of ``tile`` that the map takes from it alone: inside the area and outside the overlaps with its
-    neighbours (where the map blends tiles)."""
-    own = np.zeros((grid.tile_h, grid.tile_w), bool)
-    top = grid.overlap if tile.i > 0 else 0
-    left = grid.overlap if tile.j > 0 else 0
-    bottom = grid.overlap if tile.i < len(grid.row_starts) - 1 else 0
-    right = grid.overlap if tile.j < len(grid.col_starts) - 1 else 0
-    own[top : grid.tile_h - bottom, left : grid.tile_w - right] = True
-    own[grid.height - tile.row :, :] = False  # past the area: context, not map
-    own[:, grid.width - tile.col :] = False
-    return own
-
-
-def _sample_tiles(rasters: list, areas, tiling: tuple[int, int], multiple: int, seed: int) -> list:
-    """(raster, area origin, TileGrid, Tile) of up to SAMPLE_PIXELS / tile area tiles, drawn at random from the tile
-    grids of all the rasters' areas (in raster and grid order)."""
-    tiles = []
-    for k, path in enumerate(rasters):
-        if areas is None:
+def _sample(rasters: list, areas, seed: int) -> list[tuple]:
+    """(raster, Window) to predict: each raster's whole area when they add up to at most SAMPLE_PIXELS, else that
+    many pixels in windows of SAMPLE_SIDE px drawn at random from a grid over all the areas (in raster order)."""
+    if areas is None:
+        areas = []
+        for path in rasters:
             with open_raster(path) as ds:
-                area = Window(0, 0, ds.width, ds.height)
-        else:
-            area = areas[k]
-        grid = TileGrid(int(area.height), int(area.width), tiling[0], tiling[1], multiple)
-        tiles += [(path, (int(area.row_off), int(area.col_off)), grid, tile) for tile in grid]
-    count = max(1, SAMPLE_PIXELS // (tiles[0][2].tile_h * tiles[0][2].tile_w))
-    if len(tiles) <= count:
-        return tiles
-    return [tiles[i] for i in sorted(np.random.default_rng(seed).choice(len(tiles), count, replace=False))]
+                areas.append(Window(0, 0, ds.width, ds.height))
+    if sum(int(a.height) * int(a.width) for a in areas) <= SAMPLE_PIXELS:
+        return list(zip(rasters, areas, strict=True))
+    grid = []
+    for path, area in zip(rasters, areas, strict=True):
+        row0, col0, height, width = int(area.row_off), int(area.col_off), int(area.height), int(area.width)
+        h, w = min(SAMPLE_SIDE, height), min(SAMPLE_SIDE, width)
+        grid += [(path, Window(min(c, col0 + width - w), min(r, row0 + height - h), w, h))
+                 for r in range(row0, row0 + height, SAMPLE_SIDE)
+                 for c in range(col0, col0 + width, SAMPLE_SIDE)]  # fmt: skip
+    count = max(1, SAMPLE_PIXELS // SAMPLE_SIDE**2)
+    if len(grid) <= count:
+        return grid
+    return [grid[i] for i in sorted(np.random.default_rng(seed).choice(len(grid), count, replace=False))]
 
 
 def weigh_classes(model, config: ModelConfig, weights: dict[str, float], shares: dict[str, float], rasters: list,

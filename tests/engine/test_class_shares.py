@@ -54,8 +54,8 @@ def test_fitted_weights_give_the_stated_shares_and_leave_unstated_classes_at_1(s
 
 
 def _predict(capsys, model, raster, out, *args) -> tuple[np.ndarray, dict, list[dict]]:
-    """engine predict in one tile (128 px, the test rasters' size): the map is the fit's sample, so the share asked
-    for is the map's to the pixel (how close a sample of tiles gets on real models: docs/benchmarks.md)."""
+    """engine predict in one tile (128 px, the test rasters' size), so the fit sees exactly the map (this untrained
+    network's argmax flips where tiles are blended; how close the fit gets on real models: docs/benchmarks.md)."""
     code, events = _engine(capsys, "predict", "--model", model, "--raster", raster, "--out", out, "--tile-size", 128,
                            "--overlap", 16, *args)  # fmt: skip
     assert code == 0, events[-1]
@@ -136,3 +136,21 @@ def test_predict_inside_an_aoi_fits_the_share_on_the_aoi(tmp_path, capsys, untra
     inside = shared != 255
     assert 0.4 < inside.mean() < 0.6
     assert abs((shared[inside] == 1).mean() - 0.40) < 0.02
+
+
+def test_a_small_area_is_fitted_whole_and_a_large_one_on_windows_inside_it(monkeypatch):
+    from rasterio.windows import Window
+
+    from engine import class_shares
+
+    areas = [Window(10, 20, 100, 100), Window(0, 0, 50, 30)]
+    assert class_shares._sample(["a.tif", "b.tif"], areas, 0) == list(zip(["a.tif", "b.tif"], areas, strict=True))
+    monkeypatch.setattr(class_shares, "SAMPLE_PIXELS", 2 * 40 * 40)
+    monkeypatch.setattr(class_shares, "SAMPLE_SIDE", 40)
+    sample = class_shares._sample(["a.tif", "b.tif"], areas, 0)
+    assert len(sample) == 2 and len(set(sample)) == 2
+    for path, window in sample:
+        area = areas[["a.tif", "b.tif"].index(path)]
+        assert window.height <= 40 and window.width <= 40
+        assert area.row_off <= window.row_off and window.row_off + window.height <= area.row_off + area.height
+        assert area.col_off <= window.col_off and window.col_off + window.width <= area.col_off + area.width
