@@ -24,6 +24,7 @@ from engine.events import Events
 from engine.models import ModelConfig
 from engine.predict import predict_probabilities
 from engine.predictor import stride
+from engine.prior import sample_windows
 from engine.raster_io import open_raster, read_window
 from engine.tiling import round_up
 
@@ -38,7 +39,8 @@ TOLERANCE = 0.002  # a share this close to its target is left as it is
 def add_class_share_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--class-share", action="append", metavar="CLASS=PERCENT",
                         help="make a class cover about PERCENT of the predicted map (e.g. road=7; repeatable; the "
-                        "engine fits the class's weight on a sample of the area)")  # fmt: skip
+                        "engine predicts the area first, a sample of it above 4 megapixels, to fit the class's "
+                        "weight)")  # fmt: skip
 
 
 def parse_class_shares(values: list[str] | None, class_names: list[str], weights: dict[str, float]) -> dict[str, float]:
@@ -116,7 +118,7 @@ def share_weights(model, config: ModelConfig, rasters: list, shares: dict[str, f
     states")."""
     if not shares:
         return {}
-    events.info(f"fitting the weights of {', '.join(shares)} to the shares asked for, on a sample of the map")
+    events.info(f"fitting the weights of {', '.join(shares)} to the shares asked for: predicting the map first")
     probs, masks = [], []
     for path, windows in groupby(_sample(rasters, areas, seed), key=lambda window: window[0]):
         with open_raster(path) as ds:
@@ -157,17 +159,8 @@ def _sample(rasters: list, areas, seed: int) -> list[tuple]:
                 areas.append(Window(0, 0, ds.width, ds.height))
     if sum(int(a.height) * int(a.width) for a in areas) <= SAMPLE_PIXELS:
         return list(zip(rasters, areas, strict=True))
-    grid = []
-    for path, area in zip(rasters, areas, strict=True):
-        row0, col0, height, width = int(area.row_off), int(area.col_off), int(area.height), int(area.width)
-        h, w = min(SAMPLE_SIDE, height), min(SAMPLE_SIDE, width)
-        grid += [(path, Window(min(c, col0 + width - w), min(r, row0 + height - h), w, h))
-                 for r in range(row0, row0 + height, SAMPLE_SIDE)
-                 for c in range(col0, col0 + width, SAMPLE_SIDE)]  # fmt: skip
-    count = max(1, SAMPLE_PIXELS // SAMPLE_SIDE**2)
-    if len(grid) <= count:
-        return grid
-    return [grid[i] for i in sorted(np.random.default_rng(seed).choice(len(grid), count, replace=False))]
+    windows = sample_windows(rasters, np.random.default_rng(seed), SAMPLE_PIXELS // SAMPLE_SIDE**2, SAMPLE_SIDE, areas)
+    return [(path, Window(col, row, w, h)) for path, row, col, h, w in windows]
 
 
 def weigh_classes(model, config: ModelConfig, weights: dict[str, float], shares: dict[str, float], rasters: list,

@@ -49,16 +49,21 @@ def adjust(probs: np.ndarray, factor) -> np.ndarray:
     return np.divide(out, total, out=np.zeros_like(out), where=total > 0).astype(np.float32)
 
 
-def sample_windows(rasters, rng: np.random.Generator, windows: int = WINDOWS, side: int = WINDOW):
+def sample_windows(rasters, rng: np.random.Generator, windows: int = WINDOWS, side: int = WINDOW, areas=None):
     """(raster, row, col, height, width) of up to ``windows`` distinct windows, drawn at random from a grid of
-    ``side`` px windows over all the rasters (a raster smaller than a window is one window)."""
+    ``side`` px windows over all the rasters (a raster smaller than a window is one window). ``areas``: per raster, a
+    rasterio Window to draw from instead of the whole raster."""
     grid = []
-    for path in rasters:
-        with open_raster(path) as ds:
-            height, width = ds.height, ds.width
+    for k, path in enumerate(rasters):
+        if areas is None:
+            with open_raster(path) as ds:
+                row0, col0, height, width = 0, 0, ds.height, ds.width
+        else:
+            row0, col0, height, width = (int(v) for v in (areas[k].row_off, areas[k].col_off, areas[k].height,
+                                                           areas[k].width))  # fmt: skip
         h, w = min(side, height), min(side, width)
-        grid += [(path, min(r, height - h), min(c, width - w), h, w)
-                 for r in range(0, height, side) for c in range(0, width, side)]  # fmt: skip
+        grid += [(path, min(r, row0 + height - h), min(c, col0 + width - w), h, w)
+                 for r in range(row0, row0 + height, side) for c in range(col0, col0 + width, side)]  # fmt: skip
     if len(grid) <= windows:
         return grid
     return [grid[i] for i in sorted(rng.choice(len(grid), windows, replace=False))]
