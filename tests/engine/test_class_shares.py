@@ -79,10 +79,13 @@ def test_predict_paints_a_class_on_about_the_share_asked_for(tmp_path, capsys, u
 
 
 def test_a_share_and_a_weight_of_other_classes_go_together(tmp_path, capsys, untrained_model, noise_raster):
-    _, result, _ = _predict(capsys, untrained_model, noise_raster, tmp_path / "out", "--class-share", "car=30",
-                            "--class-weight", "road=2")  # fmt: skip
+    both, result, _ = _predict(capsys, untrained_model, noise_raster, tmp_path / "out", "--class-share", "car=30",
+                               "--class-weight", "road=2")  # fmt: skip
+    alone, _, _ = _predict(capsys, untrained_model, noise_raster, tmp_path / "alone", "--class-share", "car=30")
     assert result["class_shares"] == {"car": 30} and list(result["class_weights"]) == ["car", "road"]
     assert result["class_weights"]["road"] == 2.0
+    assert abs((both == 1).mean() - 0.30) < 0.02  # the share is fitted with road's weight in place
+    assert (both == 2).mean() > (alone == 2).mean()  # and road's weight is applied
 
 
 def test_predict_inside_a_bbox_fits_the_share_there(tmp_path, capsys, untrained_model):
