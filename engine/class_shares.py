@@ -105,22 +105,21 @@ def argmax_shares(probs: list[np.ndarray], masks: list[np.ndarray], factor: np.n
     return counts / max(counts.sum(), 1)
 
 
-def share_weights(model, config: ModelConfig, rasters: list, shares: dict[str, float], device, events: Events,
-                  tiling: tuple[int, int], areas=None, aoi=None, seed: int = 0) -> dict[str, float]:  # fmt: skip
-    """The weights that give the classes of ``shares`` those shares of the argmax over ``rasters`` (within
-    ``areas``, one rasterio Window per raster, if given; counting only the pixels inside the AOI of ``aoi(transform,
-    height, width)``, a bool mask, if given), as ``model`` predicts them with ``config`` in tiles of ``tiling``
-    (tile size, overlap).
+def share_weights(model, config: ModelConfig, sample: list[tuple], shares: dict[str, float], device, events: Events,
+                  tiling: tuple[int, int], aoi=None) -> dict[str, float]:  # fmt: skip
+    """The weights that give the classes of ``shares`` those shares of the argmax over ``sample`` ((raster, rasterio
+    Window) pairs, from _sample; counting only the pixels inside the AOI of ``aoi(transform, height, width)``, a bool
+    mask, if given), as ``model`` predicts them with ``config`` in tiles of ``tiling`` (tile size, overlap).
 
     An area of up to SAMPLE_PIXELS is predicted whole, as the map is (the same tiles, blended alike), so the fit is
     the map's; a larger one by a random sample of windows of SAMPLE_SIDE px. Smaller windows, or the map's tiles one
     by one, missed a whole tile's road share by 2.5 to 7.6 points (docs/benchmarks.md, "Class shares the user
-    states")."""
-    if not shares:
-        return {}
+    states"). Progress events (stage "class shares") follow the predicted pixels."""
     events.info(f"fitting the weights of {', '.join(shares)} to the shares asked for: predicting the map first")
     probs, masks = [], []
-    for path, windows in groupby(_sample(rasters, areas, seed), key=lambda window: window[0]):
+    total = sum(int(window.height) * int(window.width) for _, window in sample)
+    done = 0
+    for path, windows in groupby(sample, key=lambda item: item[0]):
         with open_raster(path) as ds:
             for _, window in windows:
                 row, col, h, w = int(window.row_off), int(window.col_off), int(window.height), int(window.width)
@@ -131,10 +130,16 @@ def share_weights(model, config: ModelConfig, rasters: list, shares: dict[str, f
                 if aoi is not None:  # the AOI masks the map, not the network's input
                     counted = counted & aoi(ds.window_transform(window), h, w)
                 if counted.any():
+
+                    def progress(tiles: int, of: int, before: int = done, pixels: int = h * w) -> None:
+                        events.progress("class shares", before + pixels * tiles // of, total)
+
                     prediction = predict_probabilities(model, config, image, valid, device, tile_size=tiling[0],
-                                                       overlap=tiling[1])  # fmt: skip
+                                                       overlap=tiling[1], progress=progress)  # fmt: skip
                     probs.append(prediction.probs[:, :h, :w])
                     masks.append(counted)
+                done += h * w
+                events.progress("class shares", done, total)
     if not probs:
         raise InputError("--class-share: the area to predict has no valid pixels to fit the shares on", FIELD)
     names = config.class_names
@@ -149,14 +154,21 @@ def share_weights(model, config: ModelConfig, rasters: list, shares: dict[str, f
     return weights
 
 
+def _areas(rasters: list, areas) -> list[Window]:
+    """``areas``, or each raster's whole extent."""
+    if areas is not None:
+        return list(areas)
+    whole = []
+    for path in rasters:
+        with open_raster(path) as ds:
+            whole.append(Window(0, 0, ds.width, ds.height))
+    return whole
+
+
 def _sample(rasters: list, areas, seed: int) -> list[tuple]:
     """(raster, Window) to predict: each raster's whole area when they add up to at most SAMPLE_PIXELS, else that
     many pixels in windows of SAMPLE_SIDE px drawn at random from a grid over all the areas (in raster order)."""
-    if areas is None:
-        areas = []
-        for path in rasters:
-            with open_raster(path) as ds:
-                areas.append(Window(0, 0, ds.width, ds.height))
+    areas = _areas(rasters, areas)
     if sum(int(a.height) * int(a.width) for a in areas) <= SAMPLE_PIXELS:
         return list(zip(rasters, areas, strict=True))
     windows = sample_windows(rasters, np.random.default_rng(seed), SAMPLE_PIXELS // SAMPLE_SIDE**2, SAMPLE_SIDE, areas)
@@ -165,13 +177,21 @@ def _sample(rasters: list, areas, seed: int) -> list[tuple]:
 
 def weigh_classes(model, config: ModelConfig, weights: dict[str, float], shares: dict[str, float], rasters: list,
                   device, events: Events, tiling: tuple[int, int], areas=None,
-                  aoi=None) -> tuple[ModelConfig, dict[str, float]]:  # fmt: skip
-    """``config`` with the user's weights and the weights fitted to the user's shares (share_weights), and all
-    those weights by class, in the model's class order."""
+                  aoi=None) -> tuple[ModelConfig, dict[str, float], Events]:  # fmt: skip
+    """``config`` with the user's weights and the weights fitted to the user's shares (share_weights), all those
+    weights by class, in the model's class order, and the events for the work that follows: with shares, the fit
+    takes the first part of the progress bar (its share of the pixels predicted in all) and the rest continues it."""
     config = with_class_weights(config, weights)
-    fitted = share_weights(model, config, rasters, shares, device, events, tiling, areas, aoi)
+    if not shares:
+        return config, {name: weights[name] for name in config.class_names if name in weights}, events
+    areas = _areas(rasters, areas)
+    sample = _sample(rasters, areas, seed=0)
+    fitted_pixels = sum(int(window.height) * int(window.width) for _, window in sample)
+    split = fitted_pixels / (fitted_pixels + sum(int(area.height) * int(area.width) for area in areas))
+    fitted = share_weights(model, config, sample, shares, device, events.span(0.0, split), tiling, aoi)
     both = weights | fitted
-    return with_class_weights(config, fitted), {name: both[name] for name in config.class_names if name in both}
+    weighed = {name: both[name] for name in config.class_names if name in both}
+    return with_class_weights(config, fitted), weighed, events.span(split, 1.0)
 
 
 def _percent(name: str, text: str) -> float:

@@ -1,5 +1,6 @@
 """The event stream of CONTRACT.md: JSON lines on stdout, or a progress bar and log lines for people."""
 
+import copy
 import json
 import logging
 import sys
@@ -25,6 +26,15 @@ class Events:
         self.stream = stream if stream is not None else sys.stdout
         self._last_bar = 0.0
         self._bar_open = False
+        self._span = (0.0, 1.0)
+
+    def span(self, start: float, end: float) -> "Events":
+        """These events, with progress fractions mapped into [start, end] of the whole (of this span): a command
+        that runs in stages (fitting class shares, then predicting) moves one bar forward instead of restarting it."""
+        low, high = self._span
+        part = copy.copy(self)
+        part._span = (low + (high - low) * start, low + (high - low) * end)
+        return part
 
     def _emit(self, event: str, **fields: Any) -> None:
         record = {"v": SCHEMA_VERSION, "event": event, "time": round(time.time(), 3), **fields}
@@ -39,7 +49,8 @@ class Events:
 
     def progress(self, stage: str, done: int, total: int, fraction: float | None = None) -> None:
         fraction = done / total if fraction is None and total else (fraction or 0.0)
-        fraction = min(max(fraction, 0.0), 1.0)
+        low, high = self._span
+        fraction = low + (high - low) * min(max(fraction, 0.0), 1.0)
         if self.mode == "json":
             self._emit("progress", stage=stage, done=done, total=total, fraction=round(fraction, 4))
             return

@@ -57,9 +57,9 @@ def run(args: argparse.Namespace, events: Events) -> None:
         mc_samples=args.mc_samples, probabilities=args.probabilities, cog=args.cog,
     )  # fmt: skip
     aoi = region.mask if region.geometries else None
-    config, weights = weigh_classes(network, config, weights, shares, [raster], args.torch_device, events,
-                                    (options.tile_size, options.overlap), [region.window], aoi)  # fmt: skip
-    summary = predict_raster(network, config, raster, out, region, args.torch_device, options, events, str(model))
+    config, weights, map_events = weigh_classes(network, config, weights, shares, [raster], args.torch_device, events,
+                                                (options.tile_size, options.overlap), [region.window], aoi)  # fmt: skip
+    summary = predict_raster(network, config, raster, out, region, args.torch_device, options, map_events, str(model))
     events.result(
         "predict",
         model_dir=str(model),

@@ -69,12 +69,13 @@ def run(args: argparse.Namespace, events: Events) -> None:
                     f"--raster: {path} has {ds.count} band(s); the model reads bands {config.bands}", "raster"
                 )
     options = _options(args)
-    config, weights = weigh_classes(network, config, weights, shares, rasters, args.torch_device, events,
-                                    (options.tile_size, options.overlap))  # fmt: skip
+    config, weights, plan_events = weigh_classes(network, config, weights, shares, rasters, args.torch_device, events,
+                                                 (options.tile_size, options.overlap))  # fmt: skip
     exclude = None
     if args.points:
         exclude = points_to_pixels(read_points(args.points, args.class_field, config.classes), rasters).labels
-    result = suggest_rasters(network, config, rasters, options, args.torch_device, events, args.iteration, exclude)
+    result = suggest_rasters(network, config, rasters, options, args.torch_device, plan_events, args.iteration,
+                             exclude)  # fmt: skip
     out = write_gpkg(Path(args.out), {POINTS_LAYER: result.points, SUPERPIXELS_LAYER: result.superpixels})
     events.result(
         "suggest",

@@ -78,6 +78,17 @@ def test_predict_paints_a_class_on_about_the_share_asked_for(tmp_path, capsys, u
     assert any(e.get("message", "").startswith(f"car: weight {weight:g} for {percent}% of the map") for e in events)
 
 
+def test_the_fit_moves_the_progress_bar_and_the_map_continues_it(tmp_path, capsys, untrained_model, noise_raster):
+    code, events = _engine(capsys, "predict", "--model", untrained_model, "--raster", noise_raster, "--out", tmp_path,
+                           "--tile-size", 64, "--overlap", 16, "--batch-size", 1, "--class-share", "car=10")  # fmt: skip
+    assert code == 0, events[-1]
+    progress = [(e["stage"], e["fraction"]) for e in events if e["event"] == "progress"]
+    fit = [fraction for stage, fraction in progress if stage == "class shares"]
+    assert len(fit) > 2 and 0 < fit[0] < max(fit) < 1 and progress[0][0] == "class shares"
+    fractions = [fraction for _, fraction in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # the map's progress goes on from the fit's
+
+
 def test_a_share_and_a_weight_of_other_classes_go_together(tmp_path, capsys, untrained_model, noise_raster):
     both, result, _ = _predict(capsys, untrained_model, noise_raster, tmp_path / "out", "--class-share", "car=30",
                                "--class-weight", "road=2")  # fmt: skip
