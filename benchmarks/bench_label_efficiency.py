@@ -15,6 +15,7 @@ learning_curve.png are written under --out; the tables are logged.
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -127,12 +128,16 @@ def _crop_manifest(manifest: Path, folder: Path, count: int = 8, size: int = 512
                 profile = ds.profile
                 profile.update(width=size, height=size, transform=ds.window_transform(window))
                 target = folder / f"{Path(item[key]).stem}_{key}.tif"
-                with rasterio.open(target, "w", **profile) as dst:
+                partial = target.with_suffix(f".{os.getpid()}.partial.tif")  # another run may be reading target
+                with rasterio.open(partial, "w", **profile) as dst:
                     dst.write(ds.read(window=window))
+                partial.replace(target)
                 paths[key] = target.name
         items.append({**paths, "split": "val" if len(items) < val else "train"})
     path = folder / "manifest.json"
-    path.write_text(json.dumps({**data, "name": "massachusetts_roads (512 px crops)", "items": items}, indent=1))
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps({**data, "name": "massachusetts_roads (512 px crops)", "items": items}, indent=1))
+    partial.replace(path)
     return path
 
 
