@@ -35,7 +35,8 @@ network. Recipes:
   defaults than the bench's 15 epochs); ``resnet34`` (the default with a resnet34 encoder), ``jitter`` (the default
   with colour augmentation, ``--jitter 0.2``), ``batch_4`` (the default with batches of 4: twice the steps on the
   same pixels), ``mobilenet_v2`` and ``regnetx_002`` (the default with the encoders that train fastest on a CPU),
-  ``consensus`` (the default with each click spread only where most of five superpixel sizes agree).
+  ``consensus`` (the default with each click spread only where most of five superpixel sizes agree), ``distill``
+  (the default with each continued model held near the model it continues off the clicks, ``--distill 1``).
 """
 
 import argparse
@@ -89,6 +90,7 @@ RECIPES = {
     "mobilenet_v2": ["--encoder", "mobilenet_v2"],
     "regnetx_002": ["--encoder", "tu-regnetx_002"],
     "consensus": ["--expansion-consensus"],
+    "distill": ["--distill", "1"],
 }
 PEERS = ("rf", "plain_dwcd")  # what the default must beat (issue 6)
 COMPARED = ("default", *PEERS)

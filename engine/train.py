@@ -2,6 +2,7 @@
 CUDA, cancel between steps."""
 
 import contextlib
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from engine import cancel
 from engine.classes import ClassInfo
 from engine.consistency import consistency_loss, strong_view
 from engine.device import memory_format, to_layout
+from engine.distill import distill_loss
 from engine.errors import InputError
 from engine.events import Events
 from engine.expansion import ExpansionOptions, expand_clicks
@@ -65,6 +67,7 @@ class TrainOptions:
     expansion_consensus: bool = ExpansionOptions.consensus  # spread only where most of 5 superpixel sizes agree
     consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
     consistency_threshold: float = 0.9
+    distill: float = 0.0  # a continued model's KL from the model it continues, off the clicks (engine/distill.py)
     forest_prior: bool = False  # weak labels from a random forest fit on the clicks (engine/forest_prior.py)
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
     lr_schedule: str = "cosine"  # the learning rate decays to 0 over each run (steadier final models); or "constant"
@@ -182,7 +185,9 @@ def train(
         lr = options.warm_lr if init is not None and options.warm_lr else options.lr
         optimizer = torch.optim.Adam(network.parameters(), lr=lr)
         steps_per_epoch = max(1, math.ceil(patches_per_epoch(sources, options) / options.batch_size))
-        final_loss, steps = _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device, events)
+        teacher = _frozen_copy(network) if init is not None and options.distill > 0 else None
+        final_loss, steps = _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device, events,
+                                  teacher)  # fmt: skip
     finally:
         for source in sources:
             source.close()
@@ -236,7 +241,14 @@ def _fit_forest(network, rasters, labels, bands, classes, config: ModelConfig, o
     return HybridModel(network, forest, forest_config)
 
 
-def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device, events) -> tuple[float, int]:
+def _frozen_copy(network: torch.nn.Module) -> torch.nn.Module:
+    teacher = copy.deepcopy(network).eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device, events,
+          teacher=None) -> tuple[float, int]:  # fmt: skip
     total = options.epochs * steps_per_epoch
     use_amp = device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -264,6 +276,10 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
                 with autocast:
                     logits = network(images)
                 loss = loss_fn(logits.float(), targets, weights)
+            if teacher is not None:
+                with torch.no_grad(), autocast:
+                    old = teacher(images)
+                loss = loss + options.distill * distill_loss(logits, old, targets == IGNORE_INDEX)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -41,6 +41,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
                         "[1-J, 1+J] and offset in [-J, J] standard deviations (default 0: off)")  # fmt: skip
     parser.add_argument("--consistency", type=float, default=TrainOptions.consistency,
                         help="weight of a consistency loss on unlabelled pixels (default 0: off; try 1)")  # fmt: skip
+    parser.add_argument("--distill", type=float, default=TrainOptions.distill,
+                        help="when continuing a model (--init), weight of its KL from the model it continues on "
+                        "the unlabelled pixels (default 0: off; try 1)")  # fmt: skip
     parser.add_argument("--forest-prior", action=argparse.BooleanOptionalAction, default=TrainOptions.forest_prior,
                         help="also learn from a random forest's confident predictions (weak labels)")  # fmt: skip
     parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction,
@@ -73,6 +76,7 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         ("expansion_weight", 0 < args.expansion_weight <= 1, "above 0 and at most 1"),
         ("jitter", 0 <= args.jitter < 1, "0 or more and below 1"),
         ("consistency", args.consistency >= 0, "0 or more"),
+        ("distill", args.distill >= 0, "0 or more"),
         ("pretrain_steps", args.pretrain_steps >= 0, "0 or more"),
     ]
     for name, ok, what in checks:
