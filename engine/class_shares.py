@@ -3,8 +3,12 @@
 A class weight (engine/class_weights.py) is the direct knob, but its right value depends on the model: on a model
 whose pixels sit near the decision boundary a weight of 1.25 can cost 0.07 mIoU. What a user often knows instead is
 roughly how much of the area a class covers ("roads are a few percent of this suburb"). Given such a share, the
-engine predicts the map (or a sample of a large one), finds the weight that makes the class win the argmax on that share
-of the sampled pixels, and predicts with that weight (classes given no share keep their own weight, 1 by default).
+engine finds the weight that makes the class win the argmax on that share of the pixels and uses it (classes given no
+share keep their own weight, 1 by default). ``predict`` predicts the map once into a store of its probabilities
+(engine/probability_store.py), fits the weight on them (an even grid of at most SAMPLE_PIXELS of them) and writes
+the map from the store with the weight applied to those final probabilities, so the map has the share asked for;
+``suggest`` predicts its rasters first (whole up to SAMPLE_PIXELS, else random windows) and applies the weight as a
+``--class-weight``, before the superpixel smoothing, so its share is close to the one asked for, not exact.
 This is the per-class threshold that docs/benchmarks.md ("A threshold, not a ranking, problem") found worth up to
 +0.07 mIoU on bsb_toy, with the reference's shares; measured with shares off by a quarter ("Class shares the user
 states"), most of that gain stays, and on models whose shares were already right little is lost.
@@ -29,7 +33,7 @@ from engine.raster_io import open_raster, read_window
 from engine.tiling import round_up
 
 FIELD = "class_share"
-SAMPLE_PIXELS = 4_194_304  # predicted to fit the shares, at most: an area this large or smaller is predicted whole
+SAMPLE_PIXELS = 4_194_304  # the fit's pixels, at most (suggest: predicted for it; an area this large or smaller whole)
 SAMPLE_SIDE = 1024  # the windows of a larger area's sample: 4 of them
 STEPS = 24  # bisection steps of a class's log weight: a factor of 1.0002 apart at the end
 ROUNDS = 4  # of the bisections, when several classes are given a share
@@ -38,9 +42,8 @@ TOLERANCE = 0.002  # a share this close to its target is left as it is
 
 def add_class_share_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--class-share", action="append", metavar="CLASS=PERCENT",
-                        help="make a class cover about PERCENT of the predicted map (e.g. road=7; repeatable; the "
-                        "engine predicts the area first, a sample of it above 4 megapixels, to fit the class's "
-                        "weight)")  # fmt: skip
+                        help="make a class cover about PERCENT of the predicted map (e.g. road=7; repeatable; "
+                        "the class's weight is fitted on the predicted probabilities)")  # fmt: skip
 
 
 def parse_class_shares(values: list[str] | None, class_names: list[str], weights: dict[str, float]) -> dict[str, float]:
@@ -111,11 +114,11 @@ def share_weights(model, config: ModelConfig, sample: list[tuple], shares: dict[
     Window) pairs, from _sample; counting only the pixels inside the AOI of ``aoi(transform, height, width)``, a bool
     mask, if given), as ``model`` predicts them with ``config`` in tiles of ``tiling`` (tile size, overlap).
 
-    An area of up to SAMPLE_PIXELS is predicted whole, as the map is (the same tiles, blended alike), so the fit is
-    the map's; a larger one by a random sample of windows of SAMPLE_SIDE px. Smaller windows, or the map's tiles one
-    by one, missed a whole tile's road share by 2.5 to 7.6 points (docs/benchmarks.md, "Class shares the user
-    states"). Progress events (stage "class shares") follow the predicted pixels."""
-    events.info(f"fitting the weights of {', '.join(shares)} to the shares asked for: predicting the map first")
+    suggest's fit: an area of up to SAMPLE_PIXELS is predicted whole (the same tiles, blended alike), a larger one by
+    a random sample of windows of SAMPLE_SIDE px; smaller windows missed a whole tile's road share by 2.5 to 7.6
+    points (docs/benchmarks.md, "Class shares the user states"). ``predict`` fits on the map itself instead
+    (engine/predict_raster.py). Progress events (stage "class shares") follow the predicted pixels."""
+    events.info(f"fitting the weights of {', '.join(shares)} to the shares asked for: predicting the rasters first")
     probs, masks = [], []
     total = sum(int(window.height) * int(window.width) for _, window in sample)
     done = 0
@@ -142,16 +145,23 @@ def share_weights(model, config: ModelConfig, sample: list[tuple], shares: dict[
                 events.progress("class shares", done, total)
     if not probs:
         raise InputError("--class-share: the area to predict has no valid pixels to fit the shares on", FIELD)
-    names = config.class_names
+    return fit_shares(probs, masks, config.class_names, shares, events)[1]
+
+
+def fit_shares(probs: list[np.ndarray], masks: list[np.ndarray], names: list[str], shares: dict[str, float],
+               events: Events) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
+    """The per-class factors of fit_weights for ``shares`` ({class: fraction}) on ``probs`` and ``masks``, and the
+    stated classes' factors by name (rounded as the result event gives them); logs each one and the share it gives."""
     targets = np.array([shares.get(name, np.nan) for name in names])
     factor = fit_weights(probs, masks, targets)
-    before, after = argmax_shares(probs, masks, np.ones(len(names))), argmax_shares(probs, masks, factor)
     weights = {name: round(float(factor[k]), 4) for k, name in enumerate(names) if name in shares}
+    factor = np.array([weights.get(name, 1.0) for name in names])  # what the result event says is what is applied
+    before, after = argmax_shares(probs, masks, np.ones(len(names))), argmax_shares(probs, masks, factor)
     for k, name in enumerate(names):
         if name in shares:
             events.info(f"{name}: weight {weights[name]:g} for {100 * shares[name]:g}% of the map (the sample: "
                         f"{100 * before[k]:.1f}% without, {100 * after[k]:.1f}% with it)")  # fmt: skip
-    return weights
+    return factor, weights
 
 
 def _areas(rasters: list, areas) -> list[Window]:

@@ -17,6 +17,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from engine import __version__
+from engine.class_shares import FIELD, SAMPLE_PIXELS, fit_shares
 from engine.errors import InputError, InputFileError
 from engine.events import Events
 from engine.geotiff_out import BLOCK, GDAL_ENV, OutputSpec, PredictionWriter
@@ -24,12 +25,14 @@ from engine.models import ModelConfig
 from engine.predict import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TileOptions, predict_tiles
 from engine.predict_window import Region
 from engine.predictor import Model, make_inference, stride
+from engine.probability_store import ProbabilityStore
 from engine.raster_io import open_raster, read_window
 from engine.tiling import Tile, TileGrid
 
 log = logging.getLogger("engine")
 
 PREDICT_SHARE = 0.95  # of the overall progress; the rest is overviews / COG
+STORE_SHARE = 0.85  # of PREDICT_SHARE, with class shares: predicting into the store; the rest is writing from it
 
 
 @dataclass
@@ -72,10 +75,15 @@ def check_bands(ds, config: ModelConfig, raster: Path, model: Path | str, events
 def predict_raster(
     network: Model, config: ModelConfig, raster: Path, out_dir: Path, region: Region | None,
     device: torch.device, options: RasterPredictOptions, events: Events, model_name: str = "",
+    shares: dict[str, float] | None = None,
 ) -> dict:  # fmt: skip
     """Write prediction.tif, uncertainty.tif (and probabilities.tif) for ``region`` of ``raster`` into ``out_dir``.
 
-    Returns the summary for the result event. Outputs appear only when all are complete.
+    ``shares`` ({class: fraction}, engine/class_shares.py): the area is predicted into a ProbabilityStore first, the
+    stated classes' weights are fitted on those probabilities (all of them, or an even grid of SAMPLE_PIXELS of them),
+    and the outputs are written from the store with those weights applied: the map has the stated shares. Returns
+    the summary for the result event (with ``shares``, ``share_weights`` too). Outputs appear only when all are
+    complete.
     """
     start = time.perf_counter()
     check_options(options, network)
@@ -108,16 +116,28 @@ def predict_raster(
                 out_valid &= aoi
             return config.normalization.apply(data, valid), valid, out_valid
 
+        predicting = events.span(0.0, STORE_SHARE * PREDICT_SHARE if shares else PREDICT_SHARE)
+
         def progress(done: int, total: int) -> None:
-            events.progress("predict", done, total, PREDICT_SHARE * done / total)
+            predicting.progress("predict", done, total)
 
         def finishing(done: int, total: int) -> None:
             events.progress("overviews", done, total, PREDICT_SHARE + (1 - PREDICT_SHARE) * done / total)
 
         tile_options = TileOptions(options.tile_size, options.overlap, options.batch_size, mc, BLOCK,
                                    threaded=options.threaded)  # fmt: skip
+        fitted = {}
         with PredictionWriter(spec) as writer:
-            timing = predict_tiles(grid, read, inference, writer.write, tile_options, progress)
+            if shares:
+                with ProbabilityStore(Path(out_dir), height, width, BLOCK) as store:
+                    timing = predict_tiles(grid, read, inference, store.write, tile_options, progress)
+                    factor, fitted = _fit(store, config, shares, events)
+                    writing = events.span(STORE_SHARE * PREDICT_SHARE, PREDICT_SHARE)
+                    for done, block in enumerate(store.blocks(factor), start=1):
+                        writer.write(block)
+                        writing.progress("write", done, store.block_count())
+            else:
+                timing = predict_tiles(grid, read, inference, writer.write, tile_options, progress)
             paths = writer.finish(finishing)
     seconds = time.perf_counter() - start
     valid_pixels = int(writer.class_pixels.sum())
@@ -133,4 +153,14 @@ def predict_raster(
         "valid_pixels": valid_pixels,
         "class_pixels": {c.name: int(n) for c, n in zip(config.classes, writer.class_pixels, strict=True)},
         "mean_uncertainty": writer.uncertainty_sum / valid_pixels if valid_pixels else None,
+        **({"share_weights": fitted} if shares else {}),
     }  # fmt: skip
+
+
+def _fit(store: ProbabilityStore, config: ModelConfig, shares: dict[str, float], events: Events):
+    """(factor over all classes, {stated class: weight}) that give the stored map the stated shares."""
+    events.info(f"fitting the weights of {', '.join(shares)} to the shares asked for, on the predicted map")
+    values, valid = store.sample(SAMPLE_PIXELS)
+    if not valid.any():
+        raise InputError("--class-share: the area to predict has no valid pixels to fit the shares on", FIELD)
+    return fit_shares([values[: len(config.classes)]], [valid], config.class_names, shares, events)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from engine.class_shares import add_class_share_argument, parse_class_shares, percents, weigh_classes
-from engine.class_weights import add_class_weight_argument, parse_class_weights
+from engine.class_shares import add_class_share_argument, parse_class_shares, percents
+from engine.class_weights import add_class_weight_argument, parse_class_weights, with_class_weights
 from engine.errors import InputError
 from engine.events import Events
 from engine.predict import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
@@ -56,15 +56,14 @@ def run(args: argparse.Namespace, events: Events) -> None:
         tile_size=args.tile_size, overlap=overlap, batch_size=args.batch_size, uncertainty=args.uncertainty,
         mc_samples=args.mc_samples, probabilities=args.probabilities, cog=args.cog,
     )  # fmt: skip
-    aoi = region.mask if region.geometries else None
-    config, weights, map_events = weigh_classes(network, config, weights, shares, [raster], args.torch_device, events,
-                                                (options.tile_size, options.overlap), [region.window], aoi)  # fmt: skip
-    summary = predict_raster(network, config, raster, out, region, args.torch_device, options, map_events, str(model))
+    summary = predict_raster(network, with_class_weights(config, weights), raster, out, region, args.torch_device,
+                             options, events, str(model), shares)  # fmt: skip
+    both = weights | summary.pop("share_weights", {})
     events.result(
         "predict",
         model_dir=str(model),
         raster=str(raster),
-        class_weights=weights,
+        class_weights={name: both[name] for name in config.class_names if name in both},
         class_shares=percents(shares),
         **summary,
     )

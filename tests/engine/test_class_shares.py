@@ -1,6 +1,9 @@
 """The user's expected class shares (`predict` / `suggest --class-share`): parsed against the model's classes and
 weights, fitted to a weight on a sample of the map, and followed by the prediction."""
 
+import json
+import shutil
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -8,6 +11,9 @@ import rasterio
 
 from engine.class_shares import argmax_shares, fit_weights, parse_class_shares
 from engine.errors import InputError
+from engine.prior import KEY as PRIOR_KEY
+from engine.smoothing import KEY as SMOOTHING_KEY
+from engine.smoothing import settings as smoothing_settings
 from tests.engine.test_class_weights import NAMES, _engine
 from tests.fixtures import write_raster
 
@@ -78,15 +84,18 @@ def test_predict_paints_a_class_on_about_the_share_asked_for(tmp_path, capsys, u
     assert any(e.get("message", "").startswith(f"car: weight {weight:g} for {percent}% of the map") for e in events)
 
 
-def test_the_fit_moves_the_progress_bar_and_the_map_continues_it(tmp_path, capsys, untrained_model, noise_raster):
+def test_the_map_is_predicted_once_and_written_with_the_fitted_weight(tmp_path, capsys, untrained_model, noise_raster):
     code, events = _engine(capsys, "predict", "--model", untrained_model, "--raster", noise_raster, "--out", tmp_path,
-                           "--tile-size", 64, "--overlap", 16, "--batch-size", 1, "--class-share", "car=10")  # fmt: skip
+                           "--tile-size", 64, "--overlap", 16, "--batch-size", 1,
+                           "--class-share", "car=10")  # fmt: skip
     assert code == 0, events[-1]
-    progress = [(e["stage"], e["fraction"]) for e in events if e["event"] == "progress"]
-    fit = [fraction for stage, fraction in progress if stage == "class shares"]
-    assert len(fit) > 2 and 0 < fit[0] < max(fit) < 1 and progress[0][0] == "class shares"
-    fractions = [fraction for _, fraction in progress]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # the map's progress goes on from the fit's
+    progress = [(e["stage"], e["done"], e["total"], e["fraction"]) for e in events if e["event"] == "progress"]
+    predicted = [done for stage, done, total, _ in progress if stage == "predict"]
+    assert predicted == sorted(predicted) and predicted[-1] == progress[0][2] == events[-1]["tiles"]  # once
+    assert [stage for stage, *_ in progress].count("write") == 1  # one 256 px block: 128 x 96 px
+    fractions = [fraction for *_, fraction in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # one bar through both
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # the stored probabilities are removed
 
 
 def test_a_share_and_a_weight_of_other_classes_go_together(tmp_path, capsys, untrained_model, noise_raster):
@@ -138,7 +147,6 @@ def test_suggestions_show_the_classes_at_their_fitted_weight(tmp_path, capsys, u
 
 
 def test_predict_inside_an_aoi_fits_the_share_on_the_aoi(tmp_path, capsys, untrained_model, noise_raster):
-    import geopandas as gpd
     from shapely.geometry import Polygon
 
     with rasterio.open(noise_raster) as ds:
@@ -168,3 +176,28 @@ def test_a_small_area_is_fitted_whole_and_a_large_one_on_windows_inside_it(monke
         assert window.height <= 40 and window.width <= 40
         assert area.row_off <= window.row_off and window.row_off + window.height <= area.row_off + area.height
         assert area.col_off <= window.col_off and window.col_off + window.width <= area.col_off + area.width
+
+
+@pytest.fixture(scope="module")
+def smoothed_model(tmp_path_factory, untrained_model):
+    """The untrained network with superpixel smoothing and a class-prior factor, as trained models have them."""
+    path = tmp_path_factory.mktemp("smoothed") / "model"
+    shutil.copytree(untrained_model, path)
+    config = json.loads((path / "config.json").read_text())
+    config["trained"] |= {SMOOTHING_KEY: smoothing_settings(region=8), PRIOR_KEY: [1.3, 0.8, 0.9]}
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize("percent", [10, 40])
+def test_a_smoothed_model_in_many_tiles_paints_the_share_asked_for(tmp_path, capsys, smoothed_model, noise_raster,
+                                                                    percent):  # fmt: skip
+    """The map's tiles are corrected and smoothed one by one before they are blended: the fit must see the same
+    probabilities, and weigh them where the map does, or its share misses."""
+    code, events = _engine(capsys, "predict", "--model", smoothed_model, "--raster", noise_raster, "--out",
+                           tmp_path / "out", "--tile-size", 64, "--overlap", 16,
+                           "--class-share", f"car={percent}")  # fmt: skip
+    assert code == 0, events[-1]
+    with rasterio.open(tmp_path / "out" / "prediction.tif") as p:
+        share = (p.read(1) == 1).mean()
+    assert abs(share - percent / 100) < 0.003, share
