@@ -36,7 +36,8 @@ network. Recipes:
   with colour augmentation, ``--jitter 0.2``), ``batch_4`` (the default with batches of 4: twice the steps on the
   same pixels), ``mobilenet_v2`` and ``regnetx_002`` (the default with the encoders that train fastest on a CPU),
   ``consensus`` (the default with each click spread only where most of five superpixel sizes agree), ``distill``
-  (the default with each continued model held near the model it continues off the clicks, ``--distill 1``).
+  (the default with each continued model held near the model it continues off the clicks, ``--distill 1``;
+  ``distill_03`` and ``distill_3``: weights 0.3 and 3).
 """
 
 import argparse
@@ -91,6 +92,8 @@ RECIPES = {
     "regnetx_002": ["--encoder", "tu-regnetx_002"],
     "consensus": ["--expansion-consensus"],
     "distill": ["--distill", "1"],
+    "distill_03": ["--distill", "0.3"],
+    "distill_3": ["--distill", "3"],
 }
 PEERS = ("rf", "plain_dwcd")  # what the default must beat (issue 6)
 COMPARED = ("default", *PEERS)
