@@ -129,7 +129,8 @@ def predict_raster(
         fitted = {}
         with PredictionWriter(spec) as writer:
             if shares:
-                with ProbabilityStore(Path(out_dir), height, width, BLOCK) as store:
+                channels = len(config.classes) + (1 if mc else 0)  # BALD last
+                with ProbabilityStore(Path(out_dir), channels, height, width, BLOCK) as store:
                     timing = predict_tiles(grid, read, inference, store.write, tile_options, progress)
                     factor, fitted = _fit(store, config, shares, events)
                     writing = events.span(STORE_SHARE * PREDICT_SHARE, PREDICT_SHARE)

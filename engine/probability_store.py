@@ -4,7 +4,8 @@
 prediction hands its finished blocks to the store instead of the GeoTIFF writer; the fit reads a sample of them; the
 store then hands every block back, weighted, to the writer. So the map is predicted once and the share is fitted on
 exactly what is written. The store is a float16 file (channels x height x width, about 2 bytes a channel a pixel: a
-100-megapixel raster of 5 classes takes 1 GB) in a hidden folder of the output folder, removed when the store closes.
+100-megapixel raster of 5 classes takes 1.1 GB) in a hidden folder of the output folder, removed when the store
+closes. A folder without the room for it is refused before anything is written.
 """
 
 import math
@@ -15,23 +16,39 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import InputError
 from engine.prior import adjust
 from engine.tiling import Block
+
+SPARE = 256 * 2**20  # bytes left free beside the store, for the outputs' first blocks and the system
 
 
 class ProbabilityStore:
     """``write(block)`` keeps a finished block (any channels: C probabilities, maybe BALD); ``sample`` and ``blocks``
     read them back. A context manager: the file is removed on leaving it."""
 
-    def __init__(self, folder: Path, height: int, width: int, block: int):
+    def __init__(self, folder: Path, channels: int, height: int, width: int, block: int):
         self.folder, self.height, self.width, self.block = Path(folder), height, width, block
+        self.channels = channels
         self._dir: Path | None = None
-        self.values: np.ndarray | None = None  # channels x H x W float16, created by the first block
+        self.values: np.ndarray | None = None  # channels x H x W float16
         self.valid: np.ndarray | None = None
+
+    def size(self) -> int:
+        """Bytes on disk."""
+        return self.height * self.width * (2 * self.channels + 1)
 
     def __enter__(self) -> "ProbabilityStore":
         self.folder.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.folder).free
+        if free < self.size() + SPARE:  # a memory map on a full disk kills the process: refuse before
+            raise InputError(f"--out: {self.folder} has {free / 1e9:.1f} GB free, and fitting a class share keeps the "
+                             f"map's probabilities there ({self.size() / 1e9:.1f} GB); free some space or choose "
+                             "another folder", "out")  # fmt: skip
         self._dir = Path(tempfile.mkdtemp(prefix=".sparse_al_probabilities_", dir=self.folder))
+        shape = (self.channels, self.height, self.width)
+        self.values = np.lib.format.open_memmap(self._dir / "values.npy", "w+", np.float16, shape)
+        self.valid = np.lib.format.open_memmap(self._dir / "valid.npy", "w+", bool, shape[1:])
         return self
 
     def __exit__(self, *exc) -> None:
@@ -40,10 +57,6 @@ class ProbabilityStore:
             shutil.rmtree(self._dir, ignore_errors=True)
 
     def write(self, block: Block) -> None:
-        if self.values is None:
-            shape = (block.values.shape[0], self.height, self.width)
-            self.values = np.lib.format.open_memmap(self._dir / "values.npy", "w+", np.float16, shape)
-            self.valid = np.lib.format.open_memmap(self._dir / "valid.npy", "w+", bool, shape[1:])
         h, w = block.shape
         window = (slice(block.row, block.row + h), slice(block.col, block.col + w))
         self.values[(slice(None), *window)] = np.where(block.valid, block.values, 0.0)
@@ -52,16 +65,12 @@ class ProbabilityStore:
     def sample(self, pixels: int) -> tuple[np.ndarray, np.ndarray]:
         """(values channels x h x w float32, valid h x w) of every ``step``-th row and column, ``step`` the smallest
         that keeps it to at most ``pixels`` pixels (1: all of them)."""
-        if self.values is None:
-            return np.zeros((0, 0, 0), np.float32), np.zeros((0, 0), bool)
         step = max(1, math.ceil(math.sqrt(self.height * self.width / pixels)))
         return self.values[:, ::step, ::step].astype(np.float32), np.array(self.valid[::step, ::step])
 
     def blocks(self, factor: np.ndarray) -> Iterator[Block]:
         """Every block of the area in row-major order, its first ``len(factor)`` channels (the class probabilities)
         times ``factor`` and renormalised, other channels as stored."""
-        if self.values is None:
-            return
         classes = len(factor)
         for row in range(0, self.height, self.block):
             for col in range(0, self.width, self.block):

@@ -11,7 +11,7 @@ def _filled(tmp_path, height=300, width=260, block=128):
     probs = rng.dirichlet([1, 1], (height, width)).transpose(2, 0, 1).astype(np.float32)
     values = np.concatenate([probs, rng.random((1, height, width), np.float32)])  # two classes and BALD
     valid = rng.random((height, width)) > 0.1
-    store = ProbabilityStore(tmp_path, height, width, block).__enter__()
+    store = ProbabilityStore(tmp_path, 3, height, width, block).__enter__()
     for row in range(0, height, block):
         for col in range(0, width, block):
             window = (slice(row, row + block), slice(col, col + block))
@@ -46,3 +46,18 @@ def test_the_sample_is_an_even_grid_within_the_pixels_asked_and_the_file_goes_on
     np.testing.assert_allclose(part[:, part_valid], values[:, ::3, ::3][:, part_valid], atol=1e-3)
     store.__exit__(None, None, None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_without_room_for_the_store_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import pytest
+
+    from engine.errors import InputError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 2**20, 2**20))
+    with pytest.raises(InputError, match="--out: .* GB free") as error:
+        ProbabilityStore(tmp_path, 3, 4000, 4000, 256).__enter__()
+    assert error.value.field == "out" and list(tmp_path.iterdir()) == []
