@@ -37,7 +37,8 @@ network. Recipes:
   same pixels), ``mobilenet_v2`` and ``regnetx_002`` (the default with the encoders that train fastest on a CPU),
   ``consensus`` (the default with each click spread only where most of five superpixel sizes agree), ``distill``
   (the default with each continued model held near the model it continues off the clicks, ``--distill 1``;
-  ``distill_03`` and ``distill_3``: weights 0.3 and 3).
+  ``distill_03`` and ``distill_3``: weights 0.3 and 3; ``distill_gated``: only where the model continued is at least
+  0.8 confident).
 """
 
 import argparse
@@ -94,6 +95,7 @@ RECIPES = {
     "distill": ["--distill", "1"],
     "distill_03": ["--distill", "0.3"],
     "distill_3": ["--distill", "3"],
+    "distill_gated": ["--distill", "1", "--distill-threshold", "0.8"],
 }
 PEERS = ("rf", "plain_dwcd")  # what the default must beat (issue 6)
 COMPARED = ("default", *PEERS)

@@ -12,11 +12,15 @@ import torch
 import torch.nn.functional as F
 
 
-def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabelled: torch.Tensor) -> torch.Tensor:
+def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, unlabelled: torch.Tensor,
+                 threshold: float = 0.0) -> torch.Tensor:  # fmt: skip
     """Mean over the ``unlabelled`` pixels (B x H x W bool) of KL(teacher || student), both B x C x H x W logits; no
-    gradient flows to the teacher. 0 when no pixel is unlabelled."""
+    gradient flows to the teacher. ``threshold``: only the pixels where the teacher's largest probability is at
+    least this count (the others are left free to change). 0 when no pixel counts."""
     log_student = F.log_softmax(student_logits.float(), dim=1)
     log_teacher = F.log_softmax(teacher_logits.detach().float(), dim=1)
     kl = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=1)
+    if threshold > 0:
+        unlabelled = unlabelled & (log_teacher.max(dim=1).values.exp() >= threshold)
     mask = unlabelled.to(kl.dtype)
     return (kl * mask).sum() / mask.sum().clamp_min(1.0)

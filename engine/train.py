@@ -68,6 +68,7 @@ class TrainOptions:
     consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
     consistency_threshold: float = 0.9
     distill: float = 0.0  # a continued model's KL from the model it continues, off the clicks (engine/distill.py)
+    distill_threshold: float = 0.0  # ... only where the model it continues is at least this confident
     forest_prior: bool = False  # weak labels from a random forest fit on the clicks (engine/forest_prior.py)
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
     lr_schedule: str = "cosine"  # the learning rate decays to 0 over each run (steadier final models); or "constant"
@@ -279,7 +280,8 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
             if teacher is not None:
                 with torch.no_grad(), autocast:
                     old = teacher(images)
-                loss = loss + options.distill * distill_loss(logits, old, targets == IGNORE_INDEX)
+                unlabelled = targets == IGNORE_INDEX
+                loss = loss + options.distill * distill_loss(logits, old, unlabelled, options.distill_threshold)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -44,6 +44,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--distill", type=float, default=TrainOptions.distill,
                         help="when continuing a model (--init), weight of its KL from the model it continues on "
                         "the unlabelled pixels (default 0: off; try 1)")  # fmt: skip
+    parser.add_argument("--distill-threshold", type=float, default=TrainOptions.distill_threshold,
+                        help="with --distill, only where the model continued gives a class at least this "
+                        "probability (default 0: everywhere)")  # fmt: skip
     parser.add_argument("--forest-prior", action=argparse.BooleanOptionalAction, default=TrainOptions.forest_prior,
                         help="also learn from a random forest's confident predictions (weak labels)")  # fmt: skip
     parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction,
@@ -77,6 +80,7 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         ("jitter", 0 <= args.jitter < 1, "0 or more and below 1"),
         ("consistency", args.consistency >= 0, "0 or more"),
         ("distill", args.distill >= 0, "0 or more"),
+        ("distill_threshold", 0 <= args.distill_threshold < 1, "0 or more and below 1"),
         ("pretrain_steps", args.pretrain_steps >= 0, "0 or more"),
     ]
     for name, ok, what in checks:

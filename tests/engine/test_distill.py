@@ -23,6 +23,10 @@ def test_distill_loss_is_the_kl_on_unlabelled_pixels_only():
     assert float(student.grad[0, :, 1, 2].abs().sum()) == 0.0  # the labelled pixel is left to the labels
     assert float(student.grad[1, :, 1, 2].abs().sum()) > 0.0
     assert float(distill_loss(student.detach(), teacher, torch.zeros(2, 4, 4, dtype=torch.bool))) == 0.0
+    confident = p.max(1).values >= 0.6
+    assert 0 < int(confident.sum()) < 32
+    gated = distill_loss(student.detach(), teacher, unlabelled, threshold=0.6)
+    assert float(gated) == pytest.approx(float(kl.detach()[unlabelled & confident].mean()), rel=1e-5)
 
 
 @pytest.mark.slow
