@@ -13,7 +13,8 @@ network. Recipes:
 - ``default``: ``python -m engine simulate`` with the engine's default training options (the network and a random
   forest fit on the same clicks, their probabilities averaged: engine/hybrid.py; corrected for the clicks' class
   balance: engine/prior.py; smoothed over superpixels: engine/smoothing.py; the network's probabilities averaged
-  over 4 flips of each tile: engine/flips.py; warm starts at learning rate 3e-4, ``--warm-lr``);
+  over 4 flips of each tile: engine/flips.py; warm starts at learning rate 3e-4, ``--warm-lr``, held near the model
+  they continue away from the clicks, ``--distill 1``: engine/distill.py);
 - ``fast_warm_start``: the default with warm starts at the first training's rate, 1e-3 (the default of session 5);
   the recipes below, measured before session 6, keep that warm start too;
 - ``no_flips``: ``fast_warm_start`` without the flip averaging (``--flip-views 1``), the default of session 4;
@@ -35,10 +36,11 @@ network. Recipes:
   defaults than the bench's 15 epochs); ``resnet34`` (the default with a resnet34 encoder), ``jitter`` (the default
   with colour augmentation, ``--jitter 0.2``), ``batch_4`` (the default with batches of 4: twice the steps on the
   same pixels), ``mobilenet_v2`` and ``regnetx_002`` (the default with the encoders that train fastest on a CPU),
-  ``consensus`` (the default with each click spread only where most of five superpixel sizes agree), ``distill``
-  (the default with each continued model held near the model it continues off the clicks, ``--distill 1``;
-  ``distill_03`` and ``distill_3``: weights 0.3 and 3; ``distill_gated``: only where the model continued is at least
-  0.8 confident).
+  ``consensus`` (the default with each click spread only where most of five superpixel sizes agree); these levers
+  ran against the default of their session, without distillation; ``no_distill`` (the default before session 11: a
+  continued model is not held near the model it continues, ``--distill 0``), ``distill_03`` and ``distill_3`` (the
+  default with distillation weights 0.3 and 3 instead of 1), ``distill_gated`` (distillation only where the model
+  continued is at least 0.8 confident).
 """
 
 import argparse
@@ -62,7 +64,8 @@ DATASETS = {
     "massachusetts_roads": ["--tile-size", "512", "--overlap", "32", "--points-per-class", "10",
                             "--initial-points", "10"],
 }  # fmt: skip
-FAST_WARM = ["--warm-lr", "1e-3"]  # warm starts at the first training's learning rate, the default before session 6
+NO_DISTILL = ["--distill", "0"]  # before session 11: a continued model was not held near the one it continues
+FAST_WARM = ["--warm-lr", "1e-3", *NO_DISTILL]  # warm starts at the first lr, the default before session 6
 NO_FLIPS = ["--flip-views", "1", *FAST_WARM]
 NETWORK = ["--no-forest-ensemble", "--no-prior-correction", "--no-superpixel-smoothing", *NO_FLIPS]
 RECIPES = {
@@ -85,23 +88,24 @@ RECIPES = {
     "network_prior": ["--no-forest-ensemble", "--no-superpixel-smoothing", *NO_FLIPS],
     "forest_expansion": ["--forest-expansion", *FAST_WARM],
     "spread_weight": ["--expansion-weight", "0.1", *FAST_WARM],
-    "budget_x4": ["--epochs", str(4 * EPOCHS)],
-    "resnet34": ["--encoder", "resnet34"],
-    "jitter": ["--jitter", "0.2"],
-    "batch_4": ["--batch-size", "4"],  # twice the steps on the same pixels
-    "mobilenet_v2": ["--encoder", "mobilenet_v2"],
-    "regnetx_002": ["--encoder", "tu-regnetx_002"],
-    "consensus": ["--expansion-consensus"],
-    "distill": ["--distill", "1"],
+    # levers measured against the default of their session (before session 11: without distillation)
+    "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
+    "resnet34": ["--encoder", "resnet34", *NO_DISTILL],
+    "jitter": ["--jitter", "0.2", *NO_DISTILL],
+    "batch_4": ["--batch-size", "4", *NO_DISTILL],  # twice the steps on the same pixels
+    "mobilenet_v2": ["--encoder", "mobilenet_v2", *NO_DISTILL],
+    "regnetx_002": ["--encoder", "tu-regnetx_002", *NO_DISTILL],
+    "consensus": ["--expansion-consensus", *NO_DISTILL],
+    "no_distill": NO_DISTILL,
     "distill_03": ["--distill", "0.3"],
     "distill_3": ["--distill", "3"],
-    "distill_gated": ["--distill", "1", "--distill-threshold", "0.8"],
+    "distill_gated": ["--distill-threshold", "0.8"],
 }
 PEERS = ("rf", "plain_dwcd")  # what the default must beat (issue 6)
 COMPARED = ("default", *PEERS)
 # options added with a default unlike the behaviour before them: a stored run that lacks one ran like this
 BEFORE = {"forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False, "flip_views": 1,
-          "forest_expansion": False, "warm_lr": None}  # fmt: skip
+          "forest_expansion": False, "warm_lr": None, "distill": 0.0}  # fmt: skip
 
 
 def main(argv: list[str]) -> None:

@@ -43,7 +43,7 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
                         help="weight of a consistency loss on unlabelled pixels (default 0: off; try 1)")  # fmt: skip
     parser.add_argument("--distill", type=float, default=TrainOptions.distill,
                         help="when continuing a model (--init), weight of its KL from the model it continues on "
-                        "the unlabelled pixels (default 0: off; try 1)")  # fmt: skip
+                        f"the unlabelled pixels (default {TrainOptions.distill:g}; 0: off)")  # fmt: skip
     parser.add_argument("--distill-threshold", type=float, default=TrainOptions.distill_threshold,
                         help="with --distill, only where the model continued gives a class at least this "
                         "probability (default 0: everywhere)")  # fmt: skip
