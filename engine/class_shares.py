@@ -109,10 +109,10 @@ def argmax_shares(probs: list[np.ndarray], masks: list[np.ndarray], factor: np.n
 
 
 def share_weights(model, config: ModelConfig, sample: list[tuple], shares: dict[str, float], device, events: Events,
-                  tiling: tuple[int, int], aoi=None) -> dict[str, float]:  # fmt: skip
+                  tiling: tuple[int, int]) -> dict[str, float]:  # fmt: skip
     """The weights that give the classes of ``shares`` those shares of the argmax over ``sample`` ((raster, rasterio
-    Window) pairs, from _sample; counting only the pixels inside the AOI of ``aoi(transform, height, width)``, a bool
-    mask, if given), as ``model`` predicts them with ``config`` in tiles of ``tiling`` (tile size, overlap).
+    Window) pairs, from _sample), as ``model`` predicts them with ``config`` in tiles of ``tiling`` (tile size,
+    overlap).
 
     suggest's fit: an area of up to SAMPLE_PIXELS is predicted whole (the same tiles, blended alike), a larger one by
     a random sample of windows of SAMPLE_SIDE px; smaller windows missed a whole tile's road share by 2.5 to 7.6
@@ -130,8 +130,6 @@ def share_weights(model, config: ModelConfig, sample: list[tuple], shares: dict[
                 read_h, read_w = (round_up(n, stride(model)) if n <= tiling[0] else n for n in (h, w))
                 image, valid = read_window(ds, config.bands, row, col, read_h, read_w)
                 counted = valid[:h, :w]
-                if aoi is not None:  # the AOI masks the map, not the network's input
-                    counted = counted & aoi(ds.window_transform(window), h, w)
                 if counted.any():
 
                     def progress(tiles: int, of: int, before: int = done, pixels: int = h * w) -> None:
@@ -186,19 +184,20 @@ def _sample(rasters: list, areas, seed: int) -> list[tuple]:
 
 
 def weigh_classes(model, config: ModelConfig, weights: dict[str, float], shares: dict[str, float], rasters: list,
-                  device, events: Events, tiling: tuple[int, int], areas=None,
-                  aoi=None) -> tuple[ModelConfig, dict[str, float], Events]:  # fmt: skip
-    """``config`` with the user's weights and the weights fitted to the user's shares (share_weights), all those
-    weights by class, in the model's class order, and the events for the work that follows: with shares, the fit
-    takes the first part of the progress bar (its share of the pixels predicted in all) and the rest continues it."""
+                  device, events: Events,
+                  tiling: tuple[int, int]) -> tuple[ModelConfig, dict[str, float], Events]:  # fmt: skip
+    """suggest's ``config`` with the user's weights and the weights fitted to the user's shares over the whole
+    ``rasters`` (share_weights), all those weights by class, in the model's class order, and the events for the work
+    that follows: with shares, the fit takes the first part of the progress bar (its share of the pixels predicted in
+    all) and the rest continues it."""
     config = with_class_weights(config, weights)
     if not shares:
         return config, {name: weights[name] for name in config.class_names if name in weights}, events
-    areas = _areas(rasters, areas)
+    areas = _areas(rasters, None)
     sample = _sample(rasters, areas, seed=0)
     fitted_pixels = sum(int(window.height) * int(window.width) for _, window in sample)
     split = fitted_pixels / (fitted_pixels + sum(int(area.height) * int(area.width) for area in areas))
-    fitted = share_weights(model, config, sample, shares, device, events.span(0.0, split), tiling, aoi)
+    fitted = share_weights(model, config, sample, shares, device, events.span(0.0, split), tiling)
     both = weights | fitted
     weighed = {name: both[name] for name in config.class_names if name in both}
     return with_class_weights(config, fitted), weighed, events.span(split, 1.0)
