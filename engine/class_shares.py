@@ -141,15 +141,16 @@ def share_weights(model, config: ModelConfig, sample: list[tuple], shares: dict[
                     masks.append(counted)
                 done += h * w
                 events.progress("class shares", done, total)
-    if not probs:
-        raise InputError("--class-share: the area to predict has no valid pixels to fit the shares on", FIELD)
     return fit_shares(probs, masks, config.class_names, shares, events)[1]
 
 
 def fit_shares(probs: list[np.ndarray], masks: list[np.ndarray], names: list[str], shares: dict[str, float],
                events: Events) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
     """The per-class factors of fit_weights for ``shares`` ({class: fraction}) on ``probs`` and ``masks``, and the
-    stated classes' factors by name (rounded as the result event gives them); logs each one and the share it gives."""
+    stated classes' factors by name (rounded as the result event gives them); logs each one and the share it gives.
+    No pixel to fit on is an InputError."""
+    if not any(mask.any() for mask in masks):
+        raise InputError("--class-share: the area to predict has no valid pixels to fit the shares on", FIELD)
     targets = np.array([shares.get(name, np.nan) for name in names])
     factor = fit_weights(probs, masks, targets)
     weights = {name: round(float(factor[k]), 4) for k, name in enumerate(names) if name in shares}

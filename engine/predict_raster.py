@@ -17,7 +17,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from engine import __version__
-from engine.class_shares import FIELD, SAMPLE_PIXELS, fit_shares
+from engine.class_shares import SAMPLE_PIXELS, fit_shares
 from engine.errors import InputError, InputFileError
 from engine.events import Events
 from engine.geotiff_out import BLOCK, GDAL_ENV, OutputSpec, PredictionWriter
@@ -134,9 +134,10 @@ def predict_raster(
                     timing = predict_tiles(grid, read, inference, store.write, tile_options, progress)
                     factor, fitted = _fit(store, config, shares, events)
                     writing = events.span(STORE_SHARE * PREDICT_SHARE, PREDICT_SHARE)
+                    blocks = store.block_count()
                     for done, block in enumerate(store.blocks(factor), start=1):
                         writer.write(block)
-                        writing.progress("write", done, store.block_count())
+                        writing.progress("write", done, blocks)
             else:
                 timing = predict_tiles(grid, read, inference, writer.write, tile_options, progress)
             paths = writer.finish(finishing)
@@ -162,6 +163,4 @@ def _fit(store: ProbabilityStore, config: ModelConfig, shares: dict[str, float],
     """(factor over all classes, {stated class: weight}) that give the stored map the stated shares."""
     events.info(f"fitting the weights of {', '.join(shares)} to the shares asked for, on the predicted map")
     values, valid = store.sample(SAMPLE_PIXELS)
-    if not valid.any():
-        raise InputError("--class-share: the area to predict has no valid pixels to fit the shares on", FIELD)
     return fit_shares([values[: len(config.classes)]], [valid], config.class_names, shares, events)

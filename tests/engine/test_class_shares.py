@@ -201,3 +201,12 @@ def test_a_smoothed_model_in_many_tiles_paints_the_share_asked_for(tmp_path, cap
     with rasterio.open(tmp_path / "out" / "prediction.tif") as p:
         share = (p.read(1) == 1).mean()
     assert abs(share - percent / 100) < 0.003, share
+
+
+def test_a_fit_without_a_pixel_to_count_is_bad_input():
+    from engine.class_shares import fit_shares
+    from engine.events import Events
+
+    probs = [np.full((3, 4, 4), 1 / 3, np.float32)]
+    with pytest.raises(InputError, match="--class-share: .* no valid pixels"):
+        fit_shares(probs, [np.zeros((4, 4), bool)], NAMES, {"car": 0.1}, Events("text"))
