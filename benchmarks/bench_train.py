@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.bench_recipes import LIGHT_DECODER
 from benchmarks.machine import describe, layout, layout_name
 from engine.classes import parse_classes
 from engine.events import Events
@@ -45,15 +46,29 @@ def _miou(network, config, image: Path, label: np.ndarray, keep: np.ndarray) -> 
     return float(np.mean(ious))
 
 
-def _loop_throughput(image: Path, labels: PixelLabels, patch: int, batch: int, steps: int, quiet: Events) -> float:
+def _loop_throughput(image: Path, labels: PixelLabels, patch: int, batch: int, steps: int, quiet: Events,
+                     decoder_channels=None) -> float:  # fmt: skip
     """Megapixels of patches per second of the training loop alone (no forest, no prior correction): the time of
     ``steps`` + 1 steps less that of one step (what comes before and after the loop)."""
     seconds = []
     for count in (batch, batch * (steps + 1)):
         options = TrainOptions(epochs=1, batch_size=batch, patch_size=patch, patches_per_epoch=count, seed=0,
-                               forest_ensemble=False, prior_correction=False, superpixel_smoothing=False)  # fmt: skip
+                               forest_ensemble=False, prior_correction=False, superpixel_smoothing=False,
+                               decoder_channels=decoder_channels)  # fmt: skip
         seconds.append(train([image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), quiet).seconds)
     return steps * batch * patch * patch / max(seconds[1] - seconds[0], 1e-9) / 1e6
+
+
+def _decoders(image: Path, labels: PixelLabels, patch: int, batch: int, steps: int, quiet: Events) -> None:
+    """The training loop's throughput with the U-Net's default decoder (256,128,64,32,16 channels) and the light
+    one, alternated in one run (channels-last, the engine's default layout)."""
+    speed = {}
+    for decoder in (None, LIGHT_DECODER, None, LIGHT_DECODER):
+        speed.setdefault(decoder, []).append(_loop_throughput(image, labels, patch, batch, steps, quiet, decoder))
+    for decoder, mps in speed.items():
+        log.info("training loop, U-Net resnet18, decoder %s: %s MP/s", "default" if decoder is None else decoder,
+                 " and ".join(f"{v:.3f}" for v in mps))  # fmt: skip
+    log.info("light / default decoder: %.2fx (best run of each)", max(speed[LIGHT_DECODER]) / max(speed[None]))
 
 
 def main(argv: list[str]) -> None:
@@ -74,6 +89,7 @@ def main(argv: list[str]) -> None:
             log.info("training loop, U-Net resnet18, patch %d, batch %d, %s: %s MP/s", patch, batch,
                      layout_name(channels_last), " and ".join(f"{v:.3f}" for v in mps))  # fmt: skip
         log.info("channels-last / contiguous: %.2fx (best run of each)", max(speed[True]) / max(speed[False]))
+        _decoders(scene.image, labels, patch, batch, steps, quiet)
         scene = write_scene(Path(tmp), 128, seed=0)
         labels = _labels(scene.label, 5, 0)
         keep = np.ones_like(scene.label, bool)

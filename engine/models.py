@@ -1,6 +1,7 @@
 """Building, saving and loading segmentation networks. A model directory is config.json plus
 weights.safetensors (CONTRACT.md); loading never unpickles anything."""
 
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from engine.errors import InputError, InputFileError
 from engine.normalization import Normalization
 
 IGNORE_INDEX = 255
+# config.json's schema: 2 adds decoder_channels; a model without them is written as 1, which older engines read
+MODEL_SCHEMA_VERSION = 2
 DEFAULT_ARCH = "Unet"
 DEFAULT_ENCODER = "resnet18"
 
@@ -44,6 +47,7 @@ class ModelConfig:
     trained: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)  # feature settings of a "random_forest" model (engine/forest.py)
     schema_version: int = SCHEMA_VERSION
+    decoder_channels: list[int] | None = None  # the decoder's channels per stage (Unet family); None: smp's default
 
     @property
     def class_names(self) -> list[str]:
@@ -56,6 +60,10 @@ class ModelConfig:
         data["trained"] = {**self.trained, "engine_version": __version__}
         if not data["features"]:
             del data["features"]
+        if data["decoder_channels"] is None:  # what an engine before the field wrote, and can read
+            del data["decoder_channels"]
+        else:  # an engine before the field refuses the model with "update the engine"
+            data["schema_version"] = max(data["schema_version"], MODEL_SCHEMA_VERSION)
         return data
 
     @classmethod
@@ -67,9 +75,11 @@ class ModelConfig:
 
 
 def build_network(
-    arch: str, encoder: str, in_channels: int, num_classes: int, encoder_weights: str | None = None
-) -> nn.Module:
-    """An smp network that outputs logits. Unknown names raise an InputError listing the valid ones."""
+    arch: str, encoder: str, in_channels: int, num_classes: int, encoder_weights: str | None = None,
+    decoder_channels: list[int] | None = None,
+) -> nn.Module:  # fmt: skip
+    """An smp network that outputs logits. Unknown names raise an InputError listing the valid ones.
+    ``decoder_channels``: the decoder's channels per stage (U-Net family: one per encoder stage, 5); None: smp's."""
     archs = architectures()
     if arch not in archs:
         raise InputError(f"--arch: unknown architecture {arch!r}; use one of {', '.join(sorted(archs))}", "arch")
@@ -80,11 +90,18 @@ def build_network(
             f"resnet18, resnet34, efficientnet-b0, mobilenet_v2, or tu-<timm name>",
             "encoder",
         )
+    decoder = {} if decoder_channels is None else {"decoder_channels": tuple(int(c) for c in decoder_channels)}
+    if decoder and "decoder_channels" not in inspect.signature(archs[arch].__init__).parameters:
+        raise InputError(f"--decoder-channels: {arch} has no decoder channels to set; use Unet (or leave the "
+                         "option out)", "decoder_channels")  # fmt: skip
     try:
-        return smp.create_model(
-            arch, encoder_name=encoder, encoder_weights=encoder_weights, in_channels=in_channels, classes=num_classes
-        )
-    except (OSError, ValueError, RuntimeError) as exc:
+        return smp.create_model(arch, encoder_name=encoder, encoder_weights=encoder_weights, in_channels=in_channels,
+                                classes=num_classes, **decoder)  # fmt: skip
+    except (OSError, ValueError, RuntimeError, TypeError) as exc:
+        if decoder:
+            raise InputError(f"--decoder-channels: {arch} with {encoder} cannot be built with decoder channels "
+                             f"{list(decoder['decoder_channels'])} ({exc}); a U-Net takes one per encoder stage, e.g. "
+                             "128,64,32,16,16", "decoder_channels") from exc  # fmt: skip
         if encoder_weights is None:
             raise InputError(f"--arch/--encoder: {arch} with {encoder} cannot be built ({exc})", "encoder") from exc
         raise InputError(
@@ -121,10 +138,10 @@ def load_config(directory: Path, field_name: str = "model") -> ModelConfig:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputFileError(f"--{field_name}: {path} is not readable JSON ({exc})", field_name) from exc
     version = data.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if not isinstance(version, int) or version > MODEL_SCHEMA_VERSION:
         raise InputError(
             f"--{field_name}: {directory} was written by a newer engine (schema_version {version}, this "
-            f"engine reads up to {SCHEMA_VERSION}); update the engine",
+            f"engine reads up to {MODEL_SCHEMA_VERSION}); update the engine",
             field_name,
         )
     try:
@@ -142,7 +159,8 @@ def load_model(
     config = load_config(directory, field_name)
     if config.kind != "smp":
         raise InputError(f"--{field_name}: {directory} holds a {config.kind!r} model, not a network", field_name)
-    network = build_network(config.arch, config.encoder, config.in_channels, len(config.classes))
+    network = build_network(config.arch, config.encoder, config.in_channels, len(config.classes),
+                            decoder_channels=config.decoder_channels)  # fmt: skip
     weights = Path(directory) / "weights.safetensors"
     try:
         state = load_file(str(weights))

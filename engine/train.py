@@ -50,6 +50,7 @@ class TrainOptions:
     arch: str = DEFAULT_ARCH
     encoder: str = DEFAULT_ENCODER
     encoder_weights: str | None = None
+    decoder_channels: tuple[int, ...] | None = None  # the decoder's channels per stage; None: smp's default
     epochs: int = 20
     batch_size: int = 8
     patch_size: int = 256
@@ -142,8 +143,10 @@ def prepare(
         config.classes = classes  # colours may have changed
         return network.train(), config
     normalization = compute_normalization(rasters, bands)
-    network = build_network(options.arch, options.encoder, len(bands), len(classes), options.encoder_weights)
-    config = ModelConfig(options.arch, options.encoder, len(bands), bands, normalization, classes, options.patch_size)
+    decoder = None if options.decoder_channels is None else [int(c) for c in options.decoder_channels]
+    network = build_network(options.arch, options.encoder, len(bands), len(classes), options.encoder_weights, decoder)
+    config = ModelConfig(options.arch, options.encoder, len(bands), bands, normalization, classes, options.patch_size,
+                         decoder_channels=decoder)  # fmt: skip
     return network.to(device), config
 
 

@@ -25,6 +25,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--arch", default=DEFAULT_ARCH, help="any segmentation-models-pytorch architecture")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="any segmentation-models-pytorch encoder")
     parser.add_argument("--encoder-weights", help="pretrained encoder weights from the local cache, e.g. imagenet")
+    parser.add_argument("--decoder-channels", type=_channels, default=TrainOptions.decoder_channels,
+                        help="the decoder's channels per stage, e.g. 128,64,32,16,16 (a U-Net: one per encoder "
+                        "stage; default: the architecture's own, 256,128,64,32,16 for a U-Net)")  # fmt: skip
     parser.add_argument("--loss", choices=LOSSES, default=TrainOptions.loss, help="default: DWCD plus partial CE")
     parser.add_argument("--amplification", type=float, default=5.0, help="DWCD weight for confident, wrong pixels")
     parser.add_argument("--expand-clicks", action=argparse.BooleanOptionalAction, default=TrainOptions.expand_clicks,
@@ -67,6 +70,20 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--pretrain-steps", type=int, default=0, help="self-supervised warm-up steps (fresh models)")
 
 
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        channels = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        channels = ()
+    if not channels or min(channels) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive integers")
+    return channels
+
+
+def _positive_ints(values) -> bool:
+    return isinstance(values, list | tuple) and all(isinstance(v, int) and v >= 1 for v in values) and bool(values)
+
+
 def training_options(args: argparse.Namespace) -> TrainOptions:
     """Check the training options of ``args`` and return them as TrainOptions."""
     checks = [
@@ -82,6 +99,11 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         ("distill", args.distill >= 0, "0 or more"),
         ("distill_threshold", 0 <= args.distill_threshold < 1, "0 or more and below 1"),
         ("pretrain_steps", args.pretrain_steps >= 0, "0 or more"),
+        (
+            "decoder_channels",
+            args.decoder_channels is None or _positive_ints(args.decoder_channels),
+            "a list of positive integers, e.g. 128,64,32,16,16",
+        ),
     ]
     for name, ok, what in checks:
         if not ok:

@@ -10,6 +10,7 @@ import pytest
 
 from engine import SCHEMA_VERSION
 from engine.errors import InputError
+from engine.models import MODEL_SCHEMA_VERSION
 from tests.engine.cli_helpers import ROOT, TINY, engine_env, run_engine, scene_points
 from tests.fixtures import pixel_center, write_points, write_raster
 
@@ -187,7 +188,24 @@ def test_bad_option_values(tmp_path, scene, points):
     _assert_one_error(_train(scene, points, tmp_path / "m", "--warm-lr", "0"), 2, "--warm-lr", "positive")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--expansion-weight", "2"), 2, "--expansion-weight")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--jitter", "1"), 2, "--jitter", "below 1")
+    _assert_one_error(_train(scene, points, tmp_path / "m", "--decoder-channels", "64,0"), 2, "--decoder-channels")
+    run = _train(scene, points, tmp_path / "m", "--arch", "FPN", "--decoder-channels", "64,32,16,8,8")
+    _assert_one_error(run, 2, "--decoder-channels", "FPN")
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_a_light_decoder_is_kept_through_a_warm_start_and_predicts(tmp_path, scene, points):
+    light = _train(scene, points, tmp_path / "m1", "--decoder-channels", "64,32,16,8,8")
+    assert light.code == 0, light.stderr
+    run = run_engine(
+        "train", "--raster", scene.image, "--points", points, "--init", tmp_path / "m1", "--out", tmp_path / "m2", *TINY
+    )
+    assert run.code == 0, run.stderr
+    assert json.loads((tmp_path / "m2" / "config.json").read_text())["decoder_channels"] == [64, 32, 16, 8, 8]
+    run = run_engine("predict", "--model", tmp_path / "m2", "--raster", scene.image, "--out", tmp_path / "pred")
+    assert run.code == 0, run.stderr
+    assert (tmp_path / "pred" / "prediction.tif").exists()
 
 
 @pytest.mark.slow
@@ -207,7 +225,7 @@ def test_init_continues_training_and_checks_classes_and_bands(tmp_path, scene, p
 
 def test_model_from_a_newer_schema_is_refused(tmp_path, scene, points):
     (tmp_path / "future").mkdir()
-    (tmp_path / "future" / "config.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION + 1}))
+    (tmp_path / "future" / "config.json").write_text(json.dumps({"schema_version": MODEL_SCHEMA_VERSION + 1}))
     run = _train(scene, points, tmp_path / "m", "--init", tmp_path / "future")
     _assert_one_error(run, 2, "newer engine", "update the engine")
 

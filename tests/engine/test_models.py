@@ -71,3 +71,31 @@ def test_damaged_or_missing_model_directory(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"schema_version": 1, "arch": "Unet"}))
     with pytest.raises(InputError, match="damaged"):
         load_model(tmp_path)
+
+
+def test_decoder_channels_are_stored_and_rebuilt(tmp_path):
+    torch.manual_seed(0)
+    light = [64, 32, 16, 8, 8]
+    network = build_network("Unet", "resnet18", 3, 2, decoder_channels=light).eval()
+    config = _config()
+    config.decoder_channels = light
+    save_model(tmp_path / "light", network, config)
+    stored = json.loads((tmp_path / "light" / "config.json").read_text())
+    assert stored["decoder_channels"] == light and stored["schema_version"] == 2
+    loaded, loaded_config = load_model(tmp_path / "light")
+    assert loaded_config.decoder_channels == light
+    assert loaded.decoder.blocks[-1].conv2[0].out_channels == 8
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(network(x), loaded(x))
+    # a default model's config.json is the one an engine before the option wrote and reads
+    save_model(tmp_path / "plain", build_network("Unet", "resnet18", 3, 2), _config())
+    plain = json.loads((tmp_path / "plain" / "config.json").read_text())
+    assert "decoder_channels" not in plain and plain["schema_version"] == 1
+
+
+def test_decoder_channels_the_architecture_cannot_take_name_the_option():
+    with pytest.raises(InputError, match="--decoder-channels: FPN has no decoder channels"):
+        build_network("FPN", "resnet18", 3, 2, decoder_channels=[128, 64, 32, 16, 16])
+    with pytest.raises(InputError, match="--decoder-channels: .*one per encoder stage"):
+        build_network("Unet", "resnet18", 3, 2, decoder_channels=[64, 32])
