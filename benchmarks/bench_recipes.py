@@ -14,7 +14,8 @@ network. Recipes:
   forest fit on the same clicks, their probabilities averaged: engine/hybrid.py; corrected for the clicks' class
   balance: engine/prior.py; smoothed over superpixels: engine/smoothing.py; the network's probabilities averaged
   over 4 flips of each tile: engine/flips.py; warm starts at learning rate 3e-4, ``--warm-lr``, held near the model
-  they continue away from the clicks, ``--distill 1``: engine/distill.py);
+  they continue away from the clicks, ``--distill 1``: engine/distill.py; since session 12 the U-Net's decoder has
+  half smp's channels but the last stage's, 128,64,32,16,16: engine.models.DEFAULT_DECODERS);
 - ``fast_warm_start``: the default with warm starts at the first training's rate, 1e-3 (the default of session 5);
   the recipes below, measured before session 6, keep that warm start too;
 - ``no_flips``: ``fast_warm_start`` without the flip averaging (``--flip-views 1``), the default of session 4;
@@ -40,9 +41,10 @@ network. Recipes:
   ran against the default of their session, without distillation; ``no_distill`` (the default before session 11: a
   continued model is not held near the model it continues, ``--distill 0``), ``distill_03`` and ``distill_3`` (the
   default with distillation weights 0.3 and 3 instead of 1), ``distill_gated`` (distillation only where the model
-  continued is at least 0.8 confident); ``light_decoder`` (the default with a U-Net decoder of half the channels but
-  the last stage's, ``--decoder-channels 128,64,32,16,16``: 1.6 times fewer seconds a training step on a CPU) and
-  ``light_decoder_x16`` (the same with 1.6 times the epochs: about the default's training time).
+  continued is at least 0.8 confident); ``light_decoder`` (the default with the U-Net's decoder given as
+  ``--decoder-channels 128,64,32,16,16``, its default since session 12: the same runs as ``default``, named apart for
+  the session-12 comparison), ``heavy_decoder`` (smp's U-Net decoder, 256,128,64,32,16: the default before session
+  12; every recipe above that names an earlier default keeps that decoder).
 """
 
 import argparse
@@ -54,6 +56,7 @@ from pathlib import Path
 
 from benchmarks.bench_label_efficiency import DATA, _crop_manifest, _run_engine
 from benchmarks.machine import describe
+from engine.models import DEFAULT_DECODERS
 from engine.simulate import _jsonable
 
 log = logging.getLogger("benchmarks")
@@ -66,8 +69,9 @@ DATASETS = {
     "massachusetts_roads": ["--tile-size", "512", "--overlap", "32", "--points-per-class", "10",
                             "--initial-points", "10"],
 }  # fmt: skip
-LIGHT_DECODER = (128, 64, 32, 16, 16)  # half of a U-Net's default decoder channels but the last stage
-NO_DISTILL = ["--distill", "0"]  # before session 11: a continued model was not held near the one it continues
+HEAVY_DECODER = ["--decoder-channels", "256,128,64,32,16"]  # smp's U-Net decoder: the default before session 12
+NO_DISTILL = ["--distill", "0", *HEAVY_DECODER]  # before session 11: a continued model was not held near the one it
+# continues (and the U-Net had smp's decoder, as every recipe built on this one)
 FAST_WARM = ["--warm-lr", "1e-3", *NO_DISTILL]  # warm starts at the first lr, the default before session 6
 NO_FLIPS = ["--flip-views", "1", *FAST_WARM]
 NETWORK = ["--no-forest-ensemble", "--no-prior-correction", "--no-superpixel-smoothing", *NO_FLIPS]
@@ -100,17 +104,17 @@ RECIPES = {
     "regnetx_002": ["--encoder", "tu-regnetx_002", *NO_DISTILL],
     "consensus": ["--expansion-consensus", *NO_DISTILL],
     "no_distill": NO_DISTILL,
-    "distill_03": ["--distill", "0.3"],
-    "distill_3": ["--distill", "3"],
-    "distill_gated": ["--distill-threshold", "0.8"],
-    "light_decoder": ["--decoder-channels", ",".join(map(str, LIGHT_DECODER))],
-    "light_decoder_x16": ["--decoder-channels", ",".join(map(str, LIGHT_DECODER)), "--epochs", str(EPOCHS * 8 // 5)],
+    "distill_03": ["--distill", "0.3", *HEAVY_DECODER],
+    "distill_3": ["--distill", "3", *HEAVY_DECODER],
+    "distill_gated": ["--distill-threshold", "0.8", *HEAVY_DECODER],
+    "heavy_decoder": HEAVY_DECODER,
+    "light_decoder": ["--decoder-channels", ",".join(map(str, DEFAULT_DECODERS["Unet"]))],  # the default since 12
 }
 PEERS = ("rf", "plain_dwcd")  # what the default must beat (issue 6)
 COMPARED = ("default", *PEERS)
 # options added with a default unlike the behaviour before them: a stored run that lacks one ran like this
 BEFORE = {"forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False, "flip_views": 1,
-          "forest_expansion": False, "warm_lr": None, "distill": 0.0}  # fmt: skip
+          "forest_expansion": False, "warm_lr": None, "distill": 0.0, "decoder_channels": None}  # fmt: skip
 
 
 def main(argv: list[str]) -> None:

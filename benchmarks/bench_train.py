@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_recipes import LIGHT_DECODER
 from benchmarks.machine import describe, layout, layout_name
 from engine.classes import parse_classes
 from engine.events import Events
+from engine.models import DEFAULT_DECODERS
 from engine.points import PixelLabels
 from engine.train import TrainOptions, train
 from tests.fixtures import write_scene
 
 log = logging.getLogger("benchmarks")
 CLASSES = parse_classes("background,red,blue")
+SMP_DECODER = (256, 128, 64, 32, 16)  # smp's U-Net decoder, the default before session 12
 
 
 def _labels(label: np.ndarray, per_class: int, seed: int) -> PixelLabels:
@@ -60,15 +61,18 @@ def _loop_throughput(image: Path, labels: PixelLabels, patch: int, batch: int, s
 
 
 def _decoders(image: Path, labels: PixelLabels, patch: int, batch: int, steps: int, quiet: Events) -> None:
-    """The training loop's throughput with the U-Net's default decoder (256,128,64,32,16 channels) and the light
-    one, alternated in one run (channels-last, the engine's default layout)."""
+    """The training loop's throughput with smp's U-Net decoder (the baseline) and the engine's default, lighter one,
+    alternated in one run (channels-last, the engine's default layout)."""
+    decoders = {"smp's (256, 128, 64, 32, 16)": SMP_DECODER, f"the default {DEFAULT_DECODERS['Unet']}": None}
     speed = {}
-    for decoder in (None, LIGHT_DECODER, None, LIGHT_DECODER):
-        speed.setdefault(decoder, []).append(_loop_throughput(image, labels, patch, batch, steps, quiet, decoder))
-    for decoder, mps in speed.items():
-        log.info("training loop, U-Net resnet18, decoder %s: %s MP/s", "default" if decoder is None else decoder,
+    for name in (*decoders, *decoders):
+        mps = _loop_throughput(image, labels, patch, batch, steps, quiet, decoders[name])
+        speed.setdefault(name, []).append(mps)
+    for name, mps in speed.items():
+        log.info("training loop, U-Net resnet18, patch %d, batch %d, decoder %s: %s MP/s", patch, batch, name,
                  " and ".join(f"{v:.3f}" for v in mps))  # fmt: skip
-    log.info("light / default decoder: %.2fx (best run of each)", max(speed[LIGHT_DECODER]) / max(speed[None]))
+    baseline, default = (max(v) for v in speed.values())
+    log.info("default / smp's decoder: %.2fx (best run of each)", default / baseline)
 
 
 def main(argv: list[str]) -> None:

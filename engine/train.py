@@ -27,6 +27,7 @@ from engine.hybrid import FOREST_WEIGHT, HybridModel, save_hybrid
 from engine.losses import make_loss
 from engine.models import (
     DEFAULT_ARCH,
+    DEFAULT_DECODERS,
     DEFAULT_ENCODER,
     IGNORE_INDEX,
     ModelConfig,
@@ -50,7 +51,8 @@ class TrainOptions:
     arch: str = DEFAULT_ARCH
     encoder: str = DEFAULT_ENCODER
     encoder_weights: str | None = None
-    decoder_channels: tuple[int, ...] | None = None  # the decoder's channels per stage; None: smp's default
+    decoder_channels: tuple[int, ...] | None = None  # the decoder's channels per stage; None: the engine's default
+    # for the architecture (engine.models.DEFAULT_DECODERS; a U-Net's is lighter than smp's), filled in on creation
     epochs: int = 20
     batch_size: int = 8
     patch_size: int = 256
@@ -80,6 +82,10 @@ class TrainOptions:
     superpixel_smoothing: bool = True  # smooth predictions over the image's superpixels (engine/smoothing.py)
     flip_views: int = VIEWS  # average the network's predictions over flips of each tile (engine/flips.py); 1: off
     seed: int = 0
+
+    def __post_init__(self):
+        if self.decoder_channels is None:
+            self.decoder_channels = DEFAULT_DECODERS.get(self.arch)
 
 
 @dataclass

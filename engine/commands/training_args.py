@@ -26,8 +26,8 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="any segmentation-models-pytorch encoder")
     parser.add_argument("--encoder-weights", help="pretrained encoder weights from the local cache, e.g. imagenet")
     parser.add_argument("--decoder-channels", type=_channels, default=TrainOptions.decoder_channels,
-                        help="the decoder's channels per stage, e.g. 128,64,32,16,16 (a U-Net: one per encoder "
-                        "stage; default: the architecture's own, 256,128,64,32,16 for a U-Net)")  # fmt: skip
+                        help="the decoder's channels per stage (a U-Net: one per encoder stage; default for a U-Net "
+                        "128,64,32,16,16, smp's own 256,128,64,32,16; other architectures: their own)")  # fmt: skip
     parser.add_argument("--loss", choices=LOSSES, default=TrainOptions.loss, help="default: DWCD plus partial CE")
     parser.add_argument("--amplification", type=float, default=5.0, help="DWCD weight for confident, wrong pixels")
     parser.add_argument("--expand-clicks", action=argparse.BooleanOptionalAction, default=TrainOptions.expand_clicks,

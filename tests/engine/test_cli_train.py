@@ -8,9 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from engine import SCHEMA_VERSION
 from engine.errors import InputError
-from engine.models import MODEL_SCHEMA_VERSION
+from engine.models import DEFAULT_DECODERS, MODEL_SCHEMA_VERSION
 from tests.engine.cli_helpers import ROOT, TINY, engine_env, run_engine, scene_points
 from tests.fixtures import pixel_center, write_points, write_raster
 
@@ -50,7 +49,8 @@ def test_train_writes_a_model_and_reports_progress(tmp_path, scene, points):
     result = run.of("result")[0]
     assert result["points_used"] == 9 and result["points_per_class"] == {"background": 3, "red": 3, "blue": 3}
     config = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert config["schema_version"] == SCHEMA_VERSION
+    assert config["schema_version"] == MODEL_SCHEMA_VERSION  # the default U-Net's decoder channels are stored
+    assert config["decoder_channels"] == list(DEFAULT_DECODERS["Unet"])
     assert [c["name"] for c in config["classes"]] == CLASSES.split(",")
     assert config["bands"] == [1, 2, 3] and config["in_channels"] == 3
     assert {"low", "high", "mean", "std"} <= set(config["normalization"])

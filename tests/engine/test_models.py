@@ -7,7 +7,7 @@ import torch
 
 from engine.classes import parse_classes
 from engine.errors import InputError
-from engine.models import ModelConfig, architectures, build_network, load_model, save_model
+from engine.models import DEFAULT_DECODERS, ModelConfig, architectures, build_network, load_model, save_model
 from engine.normalization import Normalization
 
 
@@ -99,3 +99,11 @@ def test_decoder_channels_the_architecture_cannot_take_name_the_option():
         build_network("FPN", "resnet18", 3, 2, decoder_channels=[128, 64, 32, 16, 16])
     with pytest.raises(InputError, match="--decoder-channels: .*one per encoder stage"):
         build_network("Unet", "resnet18", 3, 2, decoder_channels=[64, 32])
+
+
+def test_the_default_decoder_is_the_architectures():
+    from engine.train import TrainOptions
+
+    assert TrainOptions().decoder_channels == DEFAULT_DECODERS["Unet"] == (128, 64, 32, 16, 16)
+    assert TrainOptions(arch="FPN").decoder_channels is None  # smp's own
+    assert TrainOptions(decoder_channels=(256, 128, 64, 32, 16)).decoder_channels == (256, 128, 64, 32, 16)
