@@ -41,8 +41,11 @@ def test_a_continued_model_stays_nearer_the_model_it_continues(scene, tmp_path):
     from engine.train import TrainOptions, train
 
     classes = parse_classes("a,b,c")
+    # smp's decoder: its first model (8 steps) already paints a map worth keeping; the default light decoder's
+    # paints the three classes about evenly after so few steps, which leaves little to keep
     plain = {"batch_size": 4, "patch_size": 64, "patches_per_epoch": 8, "expand_clicks": False, "flip_views": 1,
-             "forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False}  # fmt: skip
+             "forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False,
+             "decoder_channels": (256, 128, 64, 32, 16)}  # fmt: skip
     rows, cols = np.array([10, 40, 70, 100, 20, 90]), np.array([10, 100, 40, 70, 60, 20])
     first = PixelLabels(rows, cols, scene.label[rows, cols])
     train([scene.image], [first], [1, 2, 3], classes, TrainOptions(epochs=4, **plain), torch.device("cpu"),
@@ -55,13 +58,13 @@ def test_a_continued_model_stays_nearer_the_model_it_continues(scene, tmp_path):
     before = predict_probabilities(network, config, image, valid, "cpu", tile_size=128).probs.argmax(0)
 
     def agreement(distill: float) -> float:
-        options = TrainOptions(epochs=3, warm_lr=1e-2, distill=distill, **plain)
+        options = TrainOptions(epochs=10, warm_lr=1e-2, distill=distill, **plain)
         result = train([scene.image], [one_class], [1, 2, 3], classes, options, torch.device("cpu"), _events(),
                        init=tmp_path / "first")  # fmt: skip
         after = predict_probabilities(result.network, result.config, image, valid, "cpu", tile_size=128).probs
         return float((after.argmax(0) == before).mean())
 
-    without, with_distill = agreement(0.0), agreement(5.0)  # measured: 0.15 and 0.65
+    without, with_distill = agreement(0.0), agreement(5.0)  # measured: 0.11 (all class a) and 0.66
     assert with_distill > without + 0.1, (without, with_distill)
 
 
