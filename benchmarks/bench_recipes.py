@@ -56,7 +56,7 @@ from pathlib import Path
 
 from benchmarks.bench_label_efficiency import DATA, _crop_manifest, _run_engine
 from benchmarks.machine import describe
-from engine.models import DEFAULT_DECODERS
+from engine.models import DEFAULT_DECODERS, SMP_UNET_DECODER
 from engine.simulate import _jsonable
 
 log = logging.getLogger("benchmarks")
@@ -69,7 +69,7 @@ DATASETS = {
     "massachusetts_roads": ["--tile-size", "512", "--overlap", "32", "--points-per-class", "10",
                             "--initial-points", "10"],
 }  # fmt: skip
-HEAVY_DECODER = ["--decoder-channels", "256,128,64,32,16"]  # smp's U-Net decoder: the default before session 12
+HEAVY_DECODER = ["--decoder-channels", ",".join(map(str, SMP_UNET_DECODER))]  # the default before session 12
 NO_DISTILL = ["--distill", "0", *HEAVY_DECODER]  # before session 11: a continued model was not held near the one it
 # continues (and the U-Net had smp's decoder, as every recipe built on this one)
 FAST_WARM = ["--warm-lr", "1e-3", *NO_DISTILL]  # warm starts at the first lr, the default before session 6

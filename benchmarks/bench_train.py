@@ -16,14 +16,13 @@ import torch
 from benchmarks.machine import describe, layout, layout_name
 from engine.classes import parse_classes
 from engine.events import Events
-from engine.models import DEFAULT_DECODERS
+from engine.models import DEFAULT_DECODERS, SMP_UNET_DECODER
 from engine.points import PixelLabels
 from engine.train import TrainOptions, train
 from tests.fixtures import write_scene
 
 log = logging.getLogger("benchmarks")
 CLASSES = parse_classes("background,red,blue")
-SMP_DECODER = (256, 128, 64, 32, 16)  # smp's U-Net decoder, the default before session 12
 
 
 def _labels(label: np.ndarray, per_class: int, seed: int) -> PixelLabels:
@@ -63,7 +62,7 @@ def _loop_throughput(image: Path, labels: PixelLabels, patch: int, batch: int, s
 def _decoders(image: Path, labels: PixelLabels, patch: int, batch: int, steps: int, quiet: Events) -> None:
     """The training loop's throughput with smp's U-Net decoder (the baseline) and the engine's default, lighter one,
     alternated in one run (channels-last, the engine's default layout)."""
-    decoders = {"smp's (256, 128, 64, 32, 16)": SMP_DECODER, f"the default {DEFAULT_DECODERS['Unet']}": None}
+    decoders = {f"smp's {SMP_UNET_DECODER}": SMP_UNET_DECODER, f"the default {DEFAULT_DECODERS['Unet']}": None}
     speed = {}
     for name in (*decoders, *decoders):
         mps = _loop_throughput(image, labels, patch, batch, steps, quiet, decoders[name])

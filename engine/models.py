@@ -31,6 +31,7 @@ DEFAULT_ENCODER = "resnet18"
 # 1.6 times faster on a CPU, its label-efficiency loop 0.005 mIoU lower on average over four paired runs, within the
 # seeds' spread (docs/benchmarks.md, "A lighter decoder").
 DEFAULT_DECODERS = {"Unet": (128, 64, 32, 16, 16)}
+SMP_UNET_DECODER = (256, 128, 64, 32, 16)  # smp's own U-Net decoder: the engine's default before session 12
 
 
 def architectures() -> dict[str, type]:

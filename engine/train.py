@@ -149,7 +149,7 @@ def prepare(
         config.classes = classes  # colours may have changed
         return network.train(), config
     normalization = compute_normalization(rasters, bands)
-    decoder = None if options.decoder_channels is None else [int(c) for c in options.decoder_channels]
+    decoder = None if options.decoder_channels is None else list(options.decoder_channels)
     network = build_network(options.arch, options.encoder, len(bands), len(classes), options.encoder_weights, decoder)
     config = ModelConfig(options.arch, options.encoder, len(bands), bands, normalization, classes, options.patch_size,
                          decoder_channels=decoder)  # fmt: skip
