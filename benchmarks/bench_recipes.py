@@ -96,6 +96,7 @@ RECIPES = {
     "forest_expansion": ["--forest-expansion", *FAST_WARM],
     "spread_weight": ["--expansion-weight", "0.1", *FAST_WARM],
     # levers measured against the default of their session (before session 11: without distillation)
+    "affinity": ["--affinity", "1"],
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],
     "jitter": ["--jitter", "0.2", *NO_DISTILL],
@@ -114,7 +115,8 @@ PEERS = ("rf", "plain_dwcd")  # what the default must beat (issue 6)
 COMPARED = ("default", *PEERS)
 # options added with a default unlike the behaviour before them: a stored run that lacks one ran like this
 BEFORE = {"forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False, "flip_views": 1,
-          "forest_expansion": False, "warm_lr": None, "distill": 0.0, "decoder_channels": None}  # fmt: skip
+          "forest_expansion": False, "warm_lr": None, "distill": 0.0, "decoder_channels": None,
+          "affinity": 0.0}  # fmt: skip
 
 
 def main(argv: list[str]) -> None:

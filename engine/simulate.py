@@ -47,8 +47,8 @@ log = logging.getLogger("engine")
 STRATEGIES = ("error", "superpixel", "entropy", "margin", "random")
 MODELS = ("unet", "rf")
 # the dense-label reference trains with plain cross-entropy: the sparse-label levers are off
-DENSE_TRAINING = {"loss": "ce", "expand_clicks": False, "consistency": 0.0, "distill": 0.0, "pretrain_steps": 0,
-                  "forest_prior": False, "forest_ensemble": False, "prior_correction": False,
+DENSE_TRAINING = {"loss": "ce", "expand_clicks": False, "consistency": 0.0, "distill": 0.0, "affinity": 0.0,
+                  "pretrain_steps": 0, "forest_prior": False, "forest_ensemble": False, "prior_correction": False,
                   "superpixel_smoothing": False, "flip_views": 1, "forest_expansion": False}  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from engine import cancel
+from engine.affinity import affinity_loss
 from engine.classes import ClassInfo
 from engine.consistency import consistency_loss, strong_view
 from engine.device import memory_format, to_layout
@@ -73,6 +74,7 @@ class TrainOptions:
     distill: float = 1.0  # a continued model's KL from the model it continues, off the clicks (engine/distill.py);
     # measured: +0.010 mIoU over the loop, 10 paired runs (docs/benchmarks.md, "Distillation from the model continued")
     distill_threshold: float = 0.0  # ... only where the model it continues is at least this confident
+    affinity: float = 0.0  # weight of an edge-aware smoothness loss on every pixel (engine/affinity.py); 0: off
     forest_prior: bool = False  # weak labels from a random forest fit on the clicks (engine/forest_prior.py)
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
     lr_schedule: str = "cosine"  # the learning rate decays to 0 over each run (steadier final models); or "constant"
@@ -292,6 +294,8 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
                     old = teacher(images)
                 unlabelled = targets == IGNORE_INDEX
                 loss = loss + options.distill * distill_loss(logits, old, unlabelled, options.distill_threshold)
+            if options.affinity > 0:
+                loss = loss + options.affinity * affinity_loss(logits, images)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -50,6 +50,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--distill-threshold", type=float, default=TrainOptions.distill_threshold,
                         help="with --distill, only where the model continued gives a class at least this "
                         "probability (default 0: everywhere)")  # fmt: skip
+    parser.add_argument("--affinity", type=float, default=TrainOptions.affinity,
+                        help="weight of an edge-aware smoothness loss on every pixel: neighbours of like colour "
+                        "pay for different classes (a local CRF loss; default 0: off)")  # fmt: skip
     parser.add_argument("--forest-prior", action=argparse.BooleanOptionalAction, default=TrainOptions.forest_prior,
                         help="also learn from a random forest's confident predictions (weak labels)")  # fmt: skip
     parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction,
@@ -98,6 +101,7 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         ("consistency", args.consistency >= 0, "0 or more"),
         ("distill", args.distill >= 0, "0 or more"),
         ("distill_threshold", 0 <= args.distill_threshold < 1, "0 or more and below 1"),
+        ("affinity", args.affinity >= 0, "0 or more"),
         ("pretrain_steps", args.pretrain_steps >= 0, "0 or more"),
         (
             "decoder_channels",
