@@ -96,8 +96,8 @@ RECIPES = {
     "forest_expansion": ["--forest-expansion", *FAST_WARM],
     "spread_weight": ["--expansion-weight", "0.1", *FAST_WARM],
     # levers measured against the default of their session (before session 11: without distillation)
-    "affinity": ["--affinity", "1"],
-    "time_matched": ["--epochs", str(round(1.6 * EPOCHS))],  # the light decoder's saved time spent on epochs
+    "affinity": ["--affinity", "1"],  # session 13
+    "time_matched": ["--epochs", str(round(1.6 * EPOCHS))],  # session 13: the light decoder's saved time as epochs
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],
     "jitter": ["--jitter", "0.2", *NO_DISTILL],

@@ -52,7 +52,7 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
                         "probability (default 0: everywhere)")  # fmt: skip
     parser.add_argument("--affinity", type=float, default=TrainOptions.affinity,
                         help="weight of an edge-aware smoothness loss on every pixel: neighbours of like colour "
-                        "pay for different classes (a local CRF loss; default 0: off)")  # fmt: skip
+                        "pay for different predictions (a local CRF loss; default 0: off)")  # fmt: skip
     parser.add_argument("--forest-prior", action=argparse.BooleanOptionalAction, default=TrainOptions.forest_prior,
                         help="also learn from a random forest's confident predictions (weak labels)")  # fmt: skip
     parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction,
