@@ -83,21 +83,3 @@ def test_the_clicks_spread_over_their_regions_and_stop_at_the_edge():
     unclicked = torch.ones(16, 16, dtype=torch.bool)
     unclicked[8, 2] = unclicked[8, 13] = False
     assert torch.allclose(without[0][unclicked], torch.tensor(0.5))  # nothing spreads without it
-
-
-@pytest.mark.slow
-def test_training_with_the_affinity_loss_differs_from_training_without(scene):
-    from engine.classes import parse_classes
-    from engine.events import Events
-    from engine.points import PixelLabels
-    from engine.train import TrainOptions, train
-
-    labels = PixelLabels(np.array([5, 60, 100]), np.array([5, 60, 100]), scene.label[[5, 60, 100], [5, 60, 100]])
-    runs = []
-    for affinity in (0.0, 1.0):
-        options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=4, affinity=affinity,
-                               forest_ensemble=False, prior_correction=False)  # fmt: skip
-        result = train([scene.image], [labels], [1, 2, 3], parse_classes("a,b,c"), options, torch.device("cpu"),
-                       Events("text"))  # fmt: skip
-        runs.append(result.network.state_dict())
-    assert not torch.equal(runs[0]["segmentation_head.0.weight"], runs[1]["segmentation_head.0.weight"])

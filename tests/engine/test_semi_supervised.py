@@ -1,4 +1,5 @@
-"""The self-supervised warm-up and the consistency loss use unlabelled pixels and change the weights."""
+"""The self-supervised warm-up, the consistency loss and the edge-aware smoothness loss use unlabelled pixels and
+change the weights."""
 
 import numpy as np
 import pytest
@@ -59,16 +60,18 @@ def test_pretraining_changes_the_encoder_and_decoder_but_not_the_head(raster):
 
 
 @pytest.mark.slow
-def test_training_with_consistency_differs_from_training_without(scene):
+@pytest.mark.parametrize(
+    "lever", [{"consistency": 1.0, "consistency_threshold": 0.0}, {"affinity": 1.0}], ids=["consistency", "affinity"]
+)
+def test_training_with_a_loss_on_unlabelled_pixels_differs_from_training_without(scene, lever):
     from engine.classes import parse_classes
     from engine.points import PixelLabels
     from engine.train import TrainOptions, train
 
     labels = PixelLabels(np.array([5, 60, 100]), np.array([5, 60, 100]), scene.label[[5, 60, 100], [5, 60, 100]])
     runs = []
-    for consistency in (0.0, 1.0):
-        options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=4, consistency=consistency,
-                               consistency_threshold=0.0)  # fmt: skip
+    for on in (False, True):
+        options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=4, **(lever if on else {}))
         result = train([scene.image], [labels], [1, 2, 3], parse_classes("a,b,c"), options, torch.device("cpu"),
                        Events("text"))  # fmt: skip
         runs.append(result.network.state_dict())
