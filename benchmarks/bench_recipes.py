@@ -44,7 +44,9 @@ network. Recipes:
   continued is at least 0.8 confident); ``light_decoder`` (the default with the U-Net's decoder given as
   ``--decoder-channels 128,64,32,16,16``, its default since session 12: the same runs as ``default``, named apart for
   the session-12 comparison), ``heavy_decoder`` (smp's U-Net decoder, 256,128,64,32,16: the default before session
-  12; every recipe above that names an earlier default keeps that decoder).
+  12; every recipe above that names an earlier default keeps that decoder); ``affinity`` (the default with the
+  edge-aware smoothness loss, ``--affinity 1``: engine/affinity.py) and ``time_matched`` (the default at 1.6 times
+  the epochs, the time the light decoder saves; session 13, not finished).
 """
 
 import argparse

@@ -61,7 +61,7 @@ def test_the_images_get_no_gradient():
 
 
 def _fit_free_map(affinity: float, steps: int = 300) -> torch.Tensor:
-    """Per-pixel logits fit to one click per region (CE) plus ``affinity`` times the loss; their argmax."""
+    """Per-pixel logits fit to one click per region (CE) plus ``affinity`` times the loss; their probabilities."""
     image = _two_regions()
     logits = torch.zeros(1, 2, 16, 16, requires_grad=True)
     optimizer = torch.optim.Adam([logits], lr=0.1)
