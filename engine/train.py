@@ -5,7 +5,7 @@ import contextlib
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +104,15 @@ class TrainResult:
     def model(self) -> torch.nn.Module | HybridModel:
         """What predicts: the hybrid when a forest was fit, else the network."""
         return self.hybrid if self.hybrid is not None else self.network
+
+
+STORED_ELSEWHERE = ("arch", "encoder", "decoder_channels", "patch_size")  # config.json's own fields
+
+
+def recorded_options(options: TrainOptions) -> dict:
+    """The options of a training that config.json does not hold elsewhere (its loss weights, schedule, seed...), so
+    that a model says how its last training was run."""
+    return {key: value for key, value in asdict(options).items() if key not in STORED_ELSEWHERE}
 
 
 def seed_everything(seed: int, device: torch.device) -> np.random.Generator:
@@ -211,6 +220,7 @@ def train(
         "points": int(sum(int((lab.weight_array() >= 1).sum()) for lab in labels)),
         "loss": options.loss,
         "final_loss": final_loss,
+        "options": recorded_options(options),
     }
     network.eval()
     if options.flip_views > 1:  # before the prior correction, which must see the predictions it corrects

@@ -212,12 +212,13 @@ def test_a_light_decoder_is_kept_through_a_warm_start_and_predicts(tmp_path, sce
 @pytest.mark.slow
 def test_init_continues_training_and_checks_classes_and_bands(tmp_path, scene, points):
     assert _train(scene, points, tmp_path / "m1").code == 0
-    run = run_engine(
-        "train", "--raster", scene.image, "--points", points, "--init", tmp_path / "m1", "--out", tmp_path / "m2", *TINY
-    )
+    run = run_engine("train", "--raster", scene.image, "--points", points, "--init", tmp_path / "m1",
+                     "--out", tmp_path / "m2", *TINY, "--affinity", "0.5", "--distill", "0.3")  # fmt: skip
     assert run.code == 0, run.stderr
-    trained = json.loads((tmp_path / "m2" / "config.json").read_text())["trained"]
+    first, trained = (json.loads((tmp_path / m / "config.json").read_text())["trained"] for m in ("m1", "m2"))
     assert trained["epochs"] == 2 and trained["iterations"] == 2
+    assert (first["options"]["affinity"], first["options"]["distill"]) == (0.0, 1.0)  # how each training was run
+    assert (trained["options"]["affinity"], trained["options"]["distill"]) == (0.5, 0.3)
     other = _train(scene, points, tmp_path / "m3", "--init", tmp_path / "m1", "--classes", "background,red,green")
     _assert_one_error(other, 2, "--init", "background,red,blue")
     other = _train(scene, points, tmp_path / "m3", "--init", tmp_path / "m1", "--bands", "1,2")
