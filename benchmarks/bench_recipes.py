@@ -191,7 +191,7 @@ def _same_options(stored: dict, wanted: dict) -> bool:
 
     defaults = json.loads(json.dumps(_jsonable(asdict(SimulateOptions())), default=str))
     defaults["train"].update(BEFORE)
-    stored, wanted = (_warm_lr_filled(o, defaults) for o in (stored, wanted))
+    stored, wanted = (_filled(o, defaults) for o in (stored, wanted))
     ignored = set()
     if wanted.get("model") == "rf":
         ignored = {f"train.{k}" for k in defaults["train"]}
@@ -207,11 +207,14 @@ def _same_options(stored: dict, wanted: dict) -> bool:
     return True
 
 
-def _warm_lr_filled(options: dict, defaults: dict) -> dict:
-    """``options`` with a warm-start learning rate of None (warm starts at ``lr``) written as that rate."""
+def _filled(options: dict, defaults: dict) -> dict:
+    """``options`` with what a None meant written out: a warm-start learning rate of None (warm starts at ``lr``) as
+    that rate, a U-Net's decoder channels of None (before session 12: smp's decoder) as smp's channels."""
     train = {**defaults["train"], **options.get("train", {})}
     if train["warm_lr"] is None:
         train["warm_lr"] = train["lr"]
+    if train["decoder_channels"] is None and train["arch"] == "Unet":
+        train["decoder_channels"] = list(SMP_UNET_DECODER)
     return {**options, "train": train}
 
 

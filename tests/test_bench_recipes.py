@@ -52,7 +52,8 @@ def test_a_run_from_before_an_option_existed_counts_it_at_its_default(tmp_path, 
 @pytest.mark.parametrize(
     ("recipe", "option"),
     [("network", "forest_ensemble"),  # arrived on by default; runs stored before it trained the network alone
-     ("fast_warm_start", "warm_lr")],  # arrived at 3e-4; runs stored before it warm-started at --lr (1e-3)
+     ("fast_warm_start", "warm_lr"),  # arrived at 3e-4; runs stored before it warm-started at --lr (1e-3)
+     ("heavy_decoder", "decoder_channels")],  # arrived lighter; runs stored before it had smp's U-Net decoder
 )  # fmt: skip
 def test_a_run_from_before_an_option_counts_as_the_behaviour_before_it_not_as_the_default(
     tmp_path, monkeypatch, recipe, option
