@@ -46,7 +46,7 @@ network. Recipes:
   the session-12 comparison), ``heavy_decoder`` (smp's U-Net decoder, 256,128,64,32,16: the default before session
   12; every recipe above that names an earlier default keeps that decoder); ``affinity`` (the default with the
   edge-aware smoothness loss, ``--affinity 1``: engine/affinity.py) and ``time_matched`` (the default at 1.6 times
-  the epochs, the time the light decoder saves; session 13, not finished).
+  the epochs, the time the light decoder saves; session 14, not adopted).
 """
 
 import argparse
@@ -99,7 +99,7 @@ RECIPES = {
     "spread_weight": ["--expansion-weight", "0.1", *FAST_WARM],
     # levers measured against the default of their session (before session 11: without distillation)
     "affinity": ["--affinity", "1"],  # session 13
-    "time_matched": ["--epochs", str(round(1.6 * EPOCHS))],  # session 13: the light decoder's saved time as epochs
+    "time_matched": ["--epochs", str(round(1.6 * EPOCHS))],  # session 14: the light decoder's saved time as epochs
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],
     "jitter": ["--jitter", "0.2", *NO_DISTILL],
