@@ -46,7 +46,8 @@ network. Recipes:
   the session-12 comparison), ``heavy_decoder`` (smp's U-Net decoder, 256,128,64,32,16: the default before session
   12; every recipe above that names an earlier default keeps that decoder); ``affinity`` (the default with the
   edge-aware smoothness loss, ``--affinity 1``: engine/affinity.py) and ``time_matched`` (the default at 1.6 times
-  the epochs, the time the light decoder saves; session 14, not adopted).
+  the epochs, the time the light decoder saves; session 14, not adopted); ``time_matched_affinity`` (both of the
+  last two together; session 15).
 """
 
 import argparse
@@ -58,8 +59,8 @@ from pathlib import Path
 
 from benchmarks.bench_label_efficiency import DATA, _crop_manifest, _run_engine
 from benchmarks.machine import describe
+from engine.events import plain
 from engine.models import DEFAULT_DECODERS, SMP_UNET_DECODER
-from engine.simulate import _jsonable
 
 log = logging.getLogger("benchmarks")
 
@@ -100,6 +101,7 @@ RECIPES = {
     # levers measured against the default of their session (before session 11: without distillation)
     "affinity": ["--affinity", "1"],  # session 13
     "time_matched": ["--epochs", str(round(1.6 * EPOCHS))],  # session 14: the light decoder's saved time as epochs
+    "time_matched_affinity": ["--epochs", str(round(1.6 * EPOCHS)), "--affinity", "1"],  # session 15
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],
     "jitter": ["--jitter", "0.2", *NO_DISTILL],
@@ -168,7 +170,7 @@ def _run_or_reuse(argv_sim: list[str], folder: Path) -> dict:
     from engine.commands.simulate import options_from
 
     args = build_parser().parse_args(argv_sim)
-    wanted = json.loads(json.dumps(_jsonable(asdict(options_from(args))), default=str))
+    wanted = plain(asdict(options_from(args)))
     done = folder / "results.json"
     if done.exists():
         summary = json.loads(done.read_text())
@@ -189,7 +191,7 @@ def _same_options(stored: dict, wanted: dict) -> bool:
     have yet counts as its default (the behaviour before the option existed)."""
     from engine.simulate import DENSE_TRAINING, SimulateOptions
 
-    defaults = json.loads(json.dumps(_jsonable(asdict(SimulateOptions())), default=str))
+    defaults = plain(asdict(SimulateOptions()))
     defaults["train"].update(BEFORE)
     stored, wanted = (_filled(o, defaults) for o in (stored, wanted))
     ignored = set()

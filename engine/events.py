@@ -108,6 +108,16 @@ class Events:
             log.error("%s", message)
 
 
+def plain(value: Any) -> Any:
+    """A value as JSON's plain types: dicts and lists (tuples too) converted inside, numbers, strings, booleans and
+    None as they are, anything else (a Path) as its string."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value if isinstance(value, int | float | str | bool | type(None)) else str(value)
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()

@@ -30,7 +30,7 @@ from engine import cancel
 from engine.atomic import atomic_file
 from engine.classes import ClassInfo
 from engine.errors import InputError
-from engine.events import Events
+from engine.events import Events, plain
 from engine.forest import ForestOptions, save_forest, train_forest
 from engine.learning_curve import plot_learning_curve
 from engine.manifest import Manifest, ManifestItem, read_label, read_seed_points
@@ -402,7 +402,7 @@ class Simulation:
             "labelable_pixels": self.labelable_pixels,
             "reference_shares": self.reference_shares,
             "dense_miou": self.dense_miou,
-            "options": _jsonable(asdict(self.options)),
+            "options": plain(asdict(self.options)),
             "rows": self.rows,
         }
         with atomic_file(self.out / "results.json") as tmp:
@@ -427,14 +427,6 @@ def rows_to_csv(rows: list[dict]) -> str:
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     return buffer.getvalue()
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value if isinstance(value, int | float | str | bool | type(None)) else str(value)
 
 
 def _write_points(path: Path, labels: list[Labels], samples: list[Sample], classes: list[ClassInfo], strategy: str):

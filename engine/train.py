@@ -18,7 +18,7 @@ from engine.consistency import consistency_loss, strong_view
 from engine.device import memory_format, to_layout
 from engine.distill import distill_loss
 from engine.errors import InputError
-from engine.events import Events
+from engine.events import Events, plain
 from engine.expansion import ExpansionOptions, expand_clicks
 from engine.flips import KEY as FLIPS_KEY
 from engine.flips import VIEWS
@@ -112,7 +112,7 @@ STORED_ELSEWHERE = ("arch", "encoder", "decoder_channels", "patch_size")  # conf
 def recorded_options(options: TrainOptions) -> dict:
     """The options of a training that config.json does not hold elsewhere (its loss weights, schedule, seed...), so
     that a model says how its last training was run."""
-    return {key: value for key, value in asdict(options).items() if key not in STORED_ELSEWHERE}
+    return plain({key: value for key, value in asdict(options).items() if key not in STORED_ELSEWHERE})
 
 
 def seed_everything(seed: int, device: torch.device) -> np.random.Generator:

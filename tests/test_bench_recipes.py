@@ -10,7 +10,7 @@ import pytest
 from benchmarks import bench_recipes
 from engine.cli import build_parser
 from engine.commands.simulate import options_from
-from engine.simulate import _jsonable
+from engine.events import plain
 
 
 def _argv(folder, *extra):
@@ -18,7 +18,7 @@ def _argv(folder, *extra):
 
 
 def _write(folder, argv, rows):
-    options = json.loads(json.dumps(_jsonable(asdict(options_from(build_parser().parse_args(argv)))), default=str))
+    options = plain(asdict(options_from(build_parser().parse_args(argv))))
     folder.mkdir(parents=True)
     (folder / "results.json").write_text(json.dumps({"options": options, "rows": rows, "dense_miou": None}))
 

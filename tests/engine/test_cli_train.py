@@ -4,12 +4,15 @@ import json
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine.errors import InputError
 from engine.models import DEFAULT_DECODERS, MODEL_SCHEMA_VERSION
+from engine.train import TrainOptions, recorded_options
 from tests.engine.cli_helpers import ROOT, TINY, engine_env, run_engine, scene_points
 from tests.fixtures import pixel_center, write_points, write_raster
 
@@ -223,6 +226,18 @@ def test_init_continues_training_and_checks_classes_and_bands(tmp_path, scene, p
     _assert_one_error(other, 2, "--init", "background,red,blue")
     other = _train(scene, points, tmp_path / "m3", "--init", tmp_path / "m1", "--bands", "1,2")
     _assert_one_error(other, 2, "--init", "bands")
+
+
+def test_a_models_recorded_options_are_json_even_for_a_path_or_a_tuple():
+    @dataclass
+    class WithPath(TrainOptions):
+        cache: Path = Path("/tmp/cache")
+
+    recorded = recorded_options(WithPath(loss="dwcd", decoder_channels=(32, 16)))
+
+    assert recorded["cache"] == "/tmp/cache" and recorded["loss"] == "dwcd"
+    assert "decoder_channels" not in recorded
+    json.dumps(recorded)
 
 
 def test_model_from_a_newer_schema_is_refused(tmp_path, scene, points):

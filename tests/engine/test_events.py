@@ -2,8 +2,9 @@
 
 import io
 import json
+from pathlib import Path
 
-from engine.events import Events
+from engine.events import Events, plain
 
 
 def _fractions(stream: io.StringIO) -> list[float]:
@@ -21,3 +22,10 @@ def test_a_span_maps_progress_into_its_part_of_the_bar():
     rest.span(0.5, 1.0).progress("overviews", 1, 1)  # spans nest
     events.progress("done", 3, 3)
     assert _fractions(stream) == [0.125, 0.25, 0.25, 0.625, 1.0, 1.0]
+
+
+def test_plain_turns_options_into_json_types_inside_dicts_and_sequences():
+    value = {"out": Path("/tmp/run"), "channels": (128, 64), "nested": {"views": [Path("a"), 1.5, None, True]}}
+
+    assert plain(value) == {"out": "/tmp/run", "channels": [128, 64], "nested": {"views": ["a", 1.5, None, True]}}
+    assert json.loads(json.dumps(plain(value))) == plain(value)
