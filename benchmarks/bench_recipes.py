@@ -47,7 +47,8 @@ network. Recipes:
   12; every recipe above that names an earlier default keeps that decoder); ``affinity`` (the default with the
   edge-aware smoothness loss, ``--affinity 1``: engine/affinity.py) and ``time_matched`` (the default at 1.6 times
   the epochs, the time the light decoder saves; session 14, not adopted); ``time_matched_affinity`` (both of the
-  last two together; session 15).
+  last two together; session 15), ``lr_x3`` (the default with three times the learning rate of a model's first
+  training, ``--lr 3e-3``: iteration 0 trains from scratch in 60 steps; continued models keep ``--warm-lr``).
 """
 
 import argparse
@@ -102,6 +103,7 @@ RECIPES = {
     "affinity": ["--affinity", "1"],  # session 13
     "time_matched": ["--epochs", str(round(1.6 * EPOCHS))],  # session 14: the light decoder's saved time as epochs
     "time_matched_affinity": ["--epochs", str(round(1.6 * EPOCHS)), "--affinity", "1"],  # session 15
+    "lr_x3": ["--lr", "3e-3"],  # session 15: a first training from scratch has 60 steps
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],
     "jitter": ["--jitter", "0.2", *NO_DISTILL],
