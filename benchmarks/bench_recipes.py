@@ -48,7 +48,8 @@ network. Recipes:
   edge-aware smoothness loss, ``--affinity 1``: engine/affinity.py) and ``time_matched`` (the default at 1.6 times
   the epochs, the time the light decoder saves; session 14, not adopted); ``time_matched_affinity`` (both of the
   last two together; session 15), ``lr_x3`` (the default with three times the learning rate of a model's first
-  training, ``--lr 3e-3``: iteration 0 trains from scratch in 60 steps; continued models keep ``--warm-lr``).
+  training, ``--lr 3e-3``: iteration 0 trains from scratch in 60 steps; continued models keep ``--warm-lr``);
+  ``budget_x4_now`` (today's default at 4 times the epochs per iteration; ``budget_x4`` ran on session 6's default).
 """
 
 import argparse
@@ -105,6 +106,7 @@ RECIPES = {
     "time_matched_affinity": ["--epochs", str(round(1.6 * EPOCHS)), "--affinity", "1"],  # session 15
     "lr_x3": ["--lr", "3e-3"],  # session 15: a first training from scratch has 60 steps
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
+    "budget_x4_now": ["--epochs", str(4 * EPOCHS)],  # session 16: how far more training takes today's default
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],
     "jitter": ["--jitter", "0.2", *NO_DISTILL],
     "batch_4": ["--batch-size", "4", *NO_DISTILL],  # twice the steps on the same pixels
