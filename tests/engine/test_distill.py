@@ -31,9 +31,10 @@ def test_distill_loss_is_the_kl_on_unlabelled_pixels_only():
 
 
 @pytest.mark.slow
-def test_a_continued_model_stays_nearer_the_model_it_continues(scene, tmp_path):
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_continued_model_stays_nearer_the_model_it_continues(scene, tmp_path, seed):
     """Clicks of one class only pull a continued model towards painting that class everywhere; with --distill the
-    map away from the clicks stays nearer the first model's."""
+    map away from the clicks stays nearer the first model's, in probabilities (KL) and in classes."""
     from engine.classes import parse_classes
     from engine.points import PixelLabels
     from engine.predict import predict_probabilities
@@ -42,31 +43,37 @@ def test_a_continued_model_stays_nearer_the_model_it_continues(scene, tmp_path):
     from engine.train import TrainOptions, train
 
     classes = parse_classes("a,b,c")
-    # smp's decoder: its first model (8 steps) already paints a map worth keeping; the default light decoder's
-    # paints the three classes about evenly after so few steps, which leaves little to keep
+    # smp's decoder and a first model of 80 steps, whose batch-norm statistics have settled: after 8 steps the
+    # first map was below chance, and whether distilling it held was a matter of the machine's rounding (session 17)
     plain = {"batch_size": 4, "patch_size": 64, "patches_per_epoch": 8, "expand_clicks": False, "flip_views": 1,
              "forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False,
-             "decoder_channels": SMP_UNET_DECODER}  # fmt: skip
+             "decoder_channels": SMP_UNET_DECODER, "seed": seed}  # fmt: skip
     rows, cols = np.array([10, 40, 70, 100, 20, 90]), np.array([10, 100, 40, 70, 60, 20])
     first = PixelLabels(rows, cols, scene.label[rows, cols])
-    train([scene.image], [first], [1, 2, 3], classes, TrainOptions(epochs=4, **plain), torch.device("cpu"),
+    train([scene.image], [first], [1, 2, 3], classes, TrainOptions(epochs=40, **plain), torch.device("cpu"),
           _events(), out=tmp_path / "first")  # fmt: skip
     with open_raster(scene.image) as ds:
         image, valid = read_window(ds, [1, 2, 3], 0, 0, ds.height, ds.width)
     one_class = PixelLabels(rows, cols, np.zeros(len(rows), np.uint8))  # every click says class a
 
     network, config = load_any(tmp_path / "first", torch.device("cpu"))
-    before = predict_probabilities(network, config, image, valid, "cpu", tile_size=128).probs.argmax(0)
+    before = predict_probabilities(network, config, image, valid, "cpu", tile_size=128).probs.clip(1e-6)
+    assert (before.argmax(0) == scene.label).mean() > 0.7  # a first map worth keeping (measured 0.84 and 0.90)
 
-    def agreement(distill: float) -> float:
-        options = TrainOptions(epochs=10, warm_lr=1e-2, distill=distill, **plain)
+    def drift(distill: float) -> tuple[float, float]:
+        """(share of pixels whose class the continued model keeps, mean KL from the first model's probabilities)"""
+        options = TrainOptions(epochs=10, warm_lr=1e-3, distill=distill, **plain)
         result = train([scene.image], [one_class], [1, 2, 3], classes, options, torch.device("cpu"), _events(),
                        init=tmp_path / "first")  # fmt: skip
         after = predict_probabilities(result.network, result.config, image, valid, "cpu", tile_size=128).probs
-        return float((after.argmax(0) == before).mean())
+        kept = float((after.argmax(0) == before.argmax(0)).mean())
+        return kept, float((before * (np.log(before) - np.log(after.clip(1e-6)))).sum(0).mean())
 
-    without, with_distill = agreement(0.0), agreement(5.0)  # measured (one thread): 0.11 (all class a) and 0.66
-    assert with_distill > without + 0.1, (without, with_distill)
+    (kept_without, kl_without), (kept_with, kl_with) = drift(0.0), drift(5.0)
+    # measured (this machine, seeds 0 and 2): kept 0.41 and 0.34 without, 0.56 and 0.90 with; KL 4.5 and 5.0
+    # without, 1.1 and 0.16 with
+    assert kl_with < 0.5 * kl_without, (kl_without, kl_with)
+    assert kept_with > kept_without + 0.1, (kept_without, kept_with)
 
 
 def _events():
