@@ -49,7 +49,9 @@ network. Recipes:
   the epochs, the time the light decoder saves; session 14, not adopted); ``time_matched_affinity`` (both of the
   last two together; session 15), ``lr_x3`` (the default with three times the learning rate of a model's first
   training, ``--lr 3e-3``: iteration 0 trains from scratch in 60 steps; continued models keep ``--warm-lr``);
-  ``budget_x4_now`` (today's default at 4 times the epochs per iteration; ``budget_x4`` ran on session 6's default).
+  ``budget_x4_now`` (today's default at 4 times the epochs per iteration; ``budget_x4`` ran on session 6's default);
+  ``weight_average`` (the default saving the average of its weights over the last quarter of each run's steps,
+  ``--weight-average 0.25``: engine/weight_average.py).
 """
 
 import argparse
@@ -105,6 +107,7 @@ RECIPES = {
     "time_matched": ["--epochs", str(round(1.6 * EPOCHS))],  # session 14: the light decoder's saved time as epochs
     "time_matched_affinity": ["--epochs", str(round(1.6 * EPOCHS)), "--affinity", "1"],  # session 15
     "lr_x3": ["--lr", "3e-3"],  # session 15: a first training from scratch has 60 steps
+    "weight_average": ["--weight-average", "0.25"],  # session 18: the weights averaged over the last quarter
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "budget_x4_now": ["--epochs", str(4 * EPOCHS)],  # session 16: how far more training takes today's default
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],
@@ -125,7 +128,7 @@ COMPARED = ("default", *PEERS)
 # options added with a default unlike the behaviour before them: a stored run that lacks one ran like this
 BEFORE = {"forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False, "flip_views": 1,
           "forest_expansion": False, "warm_lr": None, "distill": 0.0, "decoder_channels": None,
-          "affinity": 0.0}  # fmt: skip
+          "affinity": 0.0, "weight_average": 0.0}  # fmt: skip
 
 
 def main(argv: list[str]) -> None:

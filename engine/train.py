@@ -45,6 +45,7 @@ from engine.prior import WINDOW, factor_of, mean_probabilities
 from engine.sampling import PatchSampler, RasterSource
 from engine.smoothing import KEY as SMOOTHING_KEY
 from engine.smoothing import settings as smoothing_settings
+from engine.weight_average import WeightAverage
 
 
 @dataclass
@@ -75,6 +76,8 @@ class TrainOptions:
     # measured: +0.010 mIoU over the loop, 10 paired runs (docs/benchmarks.md, "Distillation from the model continued")
     distill_threshold: float = 0.0  # ... only where the model it continues is at least this confident
     affinity: float = 0.0  # weight of an edge-aware smoothness loss on every pixel (engine/affinity.py); 0: off
+    weight_average: float = 0.0  # keep an average of the weights over about this share of the run's last steps
+    # and save it (engine/weight_average.py); 0: off
     forest_prior: bool = False  # weak labels from a random forest fit on the clicks (engine/forest_prior.py)
     pretrain_steps: int = 0  # self-supervised warm-up steps before the first training (engine/pretrain.py)
     lr_schedule: str = "cosine"  # the learning rate decays to 0 over each run (steadier final models); or "constant"
@@ -280,6 +283,7 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total) if options.lr_schedule == "cosine" else None
     )
+    average = WeightAverage(network, options.weight_average, total) if options.weight_average > 0 else None
     step, epoch_loss = 0, float("nan")
     for epoch in range(1, options.epochs + 1):
         losses = []
@@ -312,9 +316,13 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
             scaler.update()
             if scheduler is not None:
                 scheduler.step()
+            if average is not None:
+                average.update(network)
             losses.append(float(loss.detach()))
             step += 1
             events.progress("train", step, total)
         epoch_loss = float(np.mean(losses))
         events.metric("loss", epoch_loss, epoch=epoch)
+    if average is not None:
+        average.copy_to(network)
     return epoch_loss, step

@@ -53,6 +53,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--affinity", type=float, default=TrainOptions.affinity,
                         help="weight of an edge-aware smoothness loss on every pixel: neighbours of like colour "
                         "pay for different predictions (a local CRF loss; default 0: off)")  # fmt: skip
+    parser.add_argument("--weight-average", type=float, default=TrainOptions.weight_average,
+                        help="save the average of the weights over about this share of the run's last steps "
+                        "(an exponential moving average; default 0: off; try 0.25)")  # fmt: skip
     parser.add_argument("--forest-prior", action=argparse.BooleanOptionalAction, default=TrainOptions.forest_prior,
                         help="also learn from a random forest's confident predictions (weak labels)")  # fmt: skip
     parser.add_argument("--forest-ensemble", action=argparse.BooleanOptionalAction,
@@ -102,6 +105,7 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         ("distill", args.distill >= 0, "0 or more"),
         ("distill_threshold", 0 <= args.distill_threshold < 1, "0 or more and below 1"),
         ("affinity", args.affinity >= 0, "0 or more"),
+        ("weight_average", 0 <= args.weight_average <= 1, "0 or more and at most 1"),
         ("pretrain_steps", args.pretrain_steps >= 0, "0 or more"),
         (
             "decoder_channels",
