@@ -192,7 +192,7 @@ def test_bad_option_values(tmp_path, scene, points):
     _assert_one_error(_train(scene, points, tmp_path / "m", "--expansion-weight", "2"), 2, "--expansion-weight")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--jitter", "1"), 2, "--jitter", "below 1")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--affinity", "-1"), 2, "--affinity", "0 or more")
-    _assert_one_error(_train(scene, points, tmp_path / "m", "--weight-average", "2"), 2, "--weight-average", "at most 1")
+    _assert_one_error(_train(scene, points, tmp_path / "m", "--weight-average", "2"), 2, "--weight-average", "most 1")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--decoder-channels", "64,0"), 2, "--decoder-channels")
     run = _train(scene, points, tmp_path / "m", "--arch", "FPN", "--decoder-channels", "64,32,16,8,8")
     _assert_one_error(run, 2, "--decoder-channels", "FPN")
