@@ -53,7 +53,8 @@ network. Recipes:
   ``weight_average`` (the default saving the average of its weights over the last quarter of each run's steps,
   ``--weight-average 0.25``: engine/weight_average.py); ``product_budget`` (the default at `engine train`'s own
   budget: 20 epochs of 256 px patches, 32 per epoch, the rasters' area in patches on both datasets; 5.3 times the
-  bench's).
+  bench's); ``no_spread_corrections`` (the default where a continued model's clicks that it predicts wrong count
+  as clicks but do not spread, ``--no-expand-corrections``: engine/corrections.py).
 """
 
 import argparse
@@ -111,6 +112,7 @@ RECIPES = {
     "lr_x3": ["--lr", "3e-3"],  # session 15: a first training from scratch has 60 steps
     "weight_average": ["--weight-average", "0.25"],  # session 18: the weights averaged over the last quarter
     "product_budget": ["--epochs", "20", "--patch-size", "256"],  # session 18: `engine train`'s own budget here
+    "no_spread_corrections": ["--no-expand-corrections"],  # session 18: clicks the model got wrong do not spread
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "budget_x4_now": ["--epochs", str(4 * EPOCHS)],  # session 16: how far more training takes today's default
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],
@@ -131,7 +133,7 @@ COMPARED = ("default", *PEERS)
 # options added with a default unlike the behaviour before them: a stored run that lacks one ran like this
 BEFORE = {"forest_ensemble": False, "prior_correction": False, "superpixel_smoothing": False, "flip_views": 1,
           "forest_expansion": False, "warm_lr": None, "distill": 0.0, "decoder_channels": None,
-          "affinity": 0.0, "weight_average": 0.0}  # fmt: skip
+          "affinity": 0.0, "weight_average": 0.0, "expand_corrections": True}  # fmt: skip
 
 
 def main(argv: list[str]) -> None:

@@ -63,12 +63,16 @@ def _region(image, valid, row: int, col: int, side: float, options: ExpansionOpt
     return components == components[row, col]
 
 
-def expand_clicks(read: Reader, labels: PixelLabels, options: ExpansionOptions | None = None) -> PixelLabels:
-    """The clicks of ``labels`` plus the labels spread from each click (weight ``options.weight``)."""
+def expand_clicks(read: Reader, labels: PixelLabels, options: ExpansionOptions | None = None,
+                  held: np.ndarray | None = None) -> PixelLabels:  # fmt: skip
+    """The clicks of ``labels`` plus the labels spread from each click (weight ``options.weight``); the clicks that
+    ``held`` (bool per label) marks do not spread, though no spread label takes their pixels."""
     options = options or ExpansionOptions()
     if len(labels) == 0:
         return labels
     clicked = labels.weight_array() >= 1.0
+    if held is not None:
+        clicked &= ~held
     size = 4 * options.region
     spread: dict[tuple[int, int], int] = {}
     conflicts: set[tuple[int, int]] = set()

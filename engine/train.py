@@ -15,6 +15,7 @@ from engine import cancel
 from engine.affinity import affinity_loss
 from engine.classes import ClassInfo
 from engine.consistency import consistency_loss, strong_view
+from engine.corrections import corrections
 from engine.device import memory_format, to_layout
 from engine.distill import distill_loss
 from engine.errors import InputError
@@ -70,6 +71,8 @@ class TrainOptions:
     expand_clicks: bool = True  # spread each click over the similar pixels of its superpixel (engine/expansion.py)
     expansion_weight: float = ExpansionOptions.weight  # the loss weight of a spread label (a click weighs 1)
     expansion_consensus: bool = ExpansionOptions.consensus  # spread only where most of 5 superpixel sizes agree
+    expand_corrections: bool = True  # when continuing a model, also spread the clicks where it predicts another
+    # class (engine/corrections.py); off: those count as clicks only
     consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
     consistency_threshold: float = 0.9
     distill: float = 1.0  # a continued model's KL from the model it continues, off the clicks (engine/distill.py);
@@ -196,7 +199,12 @@ def train(
         expanded = clicks
         if options.expand_clicks or (options.forest_ensemble and options.forest_expansion):
             spread = ExpansionOptions(weight=options.expansion_weight, consensus=options.expansion_consensus)
-            expanded = [expand_clicks(src.read, lab, spread) for src, lab in zip(sources, clicks, strict=True)]
+            held = [None] * len(sources)
+            if init is not None and not options.expand_corrections:
+                held = [corrections(network, src, lab, device) for src, lab in zip(sources, clicks, strict=True)]
+                events.info(f"clicks that correct the model continued, not spread: {sum(int(h.sum()) for h in held)}")
+            expanded = [expand_clicks(src.read, lab, spread, h) for src, lab, h in zip(sources, clicks, held,
+                                                                                      strict=True)]  # fmt: skip
             events.info(f"labels spread from the clicks: {sum(len(lab) for lab in expanded)} labelled pixels")
         if options.expand_clicks:
             labels = expanded

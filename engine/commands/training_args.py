@@ -39,6 +39,10 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
                         default=TrainOptions.expansion_consensus, help="spread a click only to the pixels "
                         "that most of five superpixel sizes put with it (fewer wrong labels near edges; default: "
                         "off)")  # fmt: skip
+    parser.add_argument("--expand-corrections", action=argparse.BooleanOptionalAction,
+                        default=TrainOptions.expand_corrections, help="when continuing a model (--init), also "
+                        "spread the clicks where it predicts another class than the click's (default: on; off: "
+                        "those count as clicks only)")  # fmt: skip
     parser.add_argument("--jitter", type=float, default=TrainOptions.jitter,
                         help="colour augmentation: each band of each training patch gets a random gain in "
                         "[1-J, 1+J] and offset in [-J, J] standard deviations (default 0: off)")  # fmt: skip
