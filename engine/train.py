@@ -65,7 +65,7 @@ class TrainOptions:
     loss: str = "dwcd+ce"  # measured: learns faster from few points than dwcd alone (docs/benchmarks.md)
     amplification: float = 5.0
     patches_per_epoch: int | None = None  # default: the rasters' area in patches, between 4 batches and 512 patches
-    context_fraction: float = 0.25
+    context_fraction: float = 0.25  # share of the patches drawn anywhere; the others hold a labelled pixel
     jitter: float = 0.0  # colour augmentation per band and patch (engine/sampling.py); 0.2 measured: no gain, off
     # The default recipe, chosen by measurement (docs/benchmarks.md, "Label efficiency by recipe"):
     expand_clicks: bool = True  # spread each click over the similar pixels of its superpixel (engine/expansion.py)

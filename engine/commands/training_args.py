@@ -43,6 +43,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
                         default=TrainOptions.expand_corrections, help="when continuing a model (--init), also "
                         "spread the clicks where it predicts another class than the click's (default: on; off: "
                         "those count as clicks only)")  # fmt: skip
+    parser.add_argument("--context-fraction", type=float, default=TrainOptions.context_fraction,
+                        help="share of the training patches drawn anywhere in the rasters; the others each hold a "
+                        f"labelled pixel (default {TrainOptions.context_fraction:g})")  # fmt: skip
     parser.add_argument("--jitter", type=float, default=TrainOptions.jitter,
                         help="colour augmentation: each band of each training patch gets a random gain in "
                         "[1-J, 1+J] and offset in [-J, J] standard deviations (default 0: off)")  # fmt: skip
@@ -104,6 +107,7 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         ("lr", args.lr > 0, "positive"),
         ("warm_lr", args.warm_lr is None or args.warm_lr > 0, "positive"),
         ("expansion_weight", 0 < args.expansion_weight <= 1, "above 0 and at most 1"),
+        ("context_fraction", 0 <= args.context_fraction <= 1, "0 or more and at most 1"),
         ("jitter", 0 <= args.jitter < 1, "0 or more and below 1"),
         ("consistency", args.consistency >= 0, "0 or more"),
         ("distill", args.distill >= 0, "0 or more"),

@@ -1,5 +1,6 @@
 """`python -m engine train` as the plugin runs it: events, job files, errors, warm start, cancel."""
 
+import argparse
 import json
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.commands.training_args import add_training_arguments, training_options
 from engine.errors import InputError
 from engine.models import DEFAULT_DECODERS, MODEL_SCHEMA_VERSION
 from engine.train import TrainOptions, recorded_options
@@ -191,6 +193,7 @@ def test_bad_option_values(tmp_path, scene, points):
     _assert_one_error(_train(scene, points, tmp_path / "m", "--warm-lr", "0"), 2, "--warm-lr", "positive")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--expansion-weight", "2"), 2, "--expansion-weight")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--jitter", "1"), 2, "--jitter", "below 1")
+    _assert_one_error(_train(scene, points, tmp_path / "m", "--context-fraction", "2"), 2, "--context-fraction")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--affinity", "-1"), 2, "--affinity", "0 or more")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--weight-average", "2"), 2, "--weight-average", "most 1")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--decoder-channels", "64,0"), 2, "--decoder-channels")
@@ -303,3 +306,12 @@ def test_single_band_uint16_raster_with_nodata_and_a_geographic_crs(tmp_path):
     assert run.of("result")[0]["points_dropped"] == {"outside": 0, "nodata": 1}
     assert any("1 on nodata" in e["message"] for e in run.of("log"))
     assert json.loads((tmp_path / "m" / "config.json").read_text())["in_channels"] == 1
+
+
+def test_training_flags_reach_the_training_options():
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser)
+    assert training_options(parser.parse_args([])) == TrainOptions()
+    changed = training_options(parser.parse_args(["--context-fraction", "0", "--no-expand-corrections"]))
+    assert (changed.context_fraction, changed.expand_corrections) == (0.0, False)
+    assert TrainOptions().context_fraction > 0 and TrainOptions().expand_corrections
