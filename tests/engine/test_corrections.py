@@ -10,7 +10,7 @@ from engine.events import Events
 from engine.expansion import ExpansionOptions, expand_clicks
 from engine.points import PixelLabels
 from engine.train import TrainOptions, train
-from tests.engine.test_expansion import _reader
+from tests.engine.test_expansion import _reader, record_sampled
 from tests.fixtures import clicks_per_class
 
 
@@ -58,14 +58,7 @@ def test_a_continued_training_spreads_only_the_clicks_its_model_gets_right(scene
     train([scene.image], [clicks_per_class(scene.label, 3)], [1, 2, 3], classes, first, torch.device("cpu"),
           Events("text"), out=tmp_path / "first")  # fmt: skip
     clicks = clicks_per_class(scene.label, 6, seed=1)
-    sampled = []
-    sampler = train_module.PatchSampler
-
-    def recording(sources, labels, *args, **kwargs):
-        sampled.append(labels[0])
-        return sampler(sources, labels, *args, **kwargs)
-
-    monkeypatch.setattr(train_module, "PatchSampler", recording)
+    sampled = record_sampled(monkeypatch)
     held = []
     found = train_module.corrections
     monkeypatch.setattr(train_module, "corrections", lambda *a: held.append(found(*a)) or held[-1])

@@ -105,8 +105,8 @@ def test_consensus_never_crosses_a_strong_edge():
     assert len(out) > 20 and np.all(out.cols < 32)
 
 
-def _trained_labels(scene, monkeypatch, clicks, **options) -> PixelLabels:
-    """The labels that training on ``clicks`` samples its patches from, with TrainOptions ``options``."""
+def record_sampled(monkeypatch) -> list[PixelLabels]:
+    """A list that each later training appends the labels of its first raster to, as its patch sampler gets them."""
     sampled = []
     sampler = train_module.PatchSampler
 
@@ -115,6 +115,12 @@ def _trained_labels(scene, monkeypatch, clicks, **options) -> PixelLabels:
         return sampler(sources, labels, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "PatchSampler", recording)
+    return sampled
+
+
+def _trained_labels(scene, monkeypatch, clicks, **options) -> PixelLabels:
+    """The labels that training on ``clicks`` samples its patches from, with TrainOptions ``options``."""
+    sampled = record_sampled(monkeypatch)
     options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=2, forest_ensemble=False,
                            prior_correction=False, **options)  # fmt: skip
     train([scene.image], [clicks], [1, 2, 3], parse_classes("background,red,blue"), options, torch.device("cpu"),
