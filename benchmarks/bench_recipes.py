@@ -55,7 +55,9 @@ network. Recipes:
   budget: 20 epochs of 256 px patches, 32 per epoch, the rasters' area in patches on both datasets; 5.3 times the
   bench's); ``no_spread_corrections`` (the default where a continued model's clicks that it predicts wrong count
   as clicks but do not spread, ``--no-expand-corrections``: engine/corrections.py); ``no_context`` (the default with
-  every training patch holding a click, ``--context-fraction 0``, against a quarter drawn anywhere).
+  every training patch holding a click, ``--context-fraction 0``, against a quarter drawn anywhere);
+  ``distill_batch_stats`` (the model continued distils in train mode, its batch norms on each batch's statistics as
+  the student's are, ``--distill-batch-stats``).
 """
 
 import argparse
@@ -115,6 +117,7 @@ RECIPES = {
     "product_budget": ["--epochs", "20", "--patch-size", "256"],  # session 18: `engine train`'s own budget here
     "no_spread_corrections": ["--no-expand-corrections"],  # session 18: clicks the model got wrong do not spread
     "no_context": ["--context-fraction", "0"],  # session 19: every patch holds a click
+    "distill_batch_stats": ["--distill-batch-stats"],  # session 19: teacher and student normalise alike
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "budget_x4_now": ["--epochs", str(4 * EPOCHS)],  # session 16: how far more training takes today's default
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],

@@ -78,6 +78,8 @@ class TrainOptions:
     distill: float = 1.0  # a continued model's KL from the model it continues, off the clicks (engine/distill.py);
     # measured: +0.010 mIoU over the loop, 10 paired runs (docs/benchmarks.md, "Distillation from the model continued")
     distill_threshold: float = 0.0  # ... only where the model it continues is at least this confident
+    distill_batch_stats: bool = False  # the model continued normalises each batch by its own statistics, as the
+    # model trained does, instead of by its running ones; off: it predicts as it maps
     affinity: float = 0.0  # weight of an edge-aware smoothness loss on every pixel (engine/affinity.py); 0: off
     weight_average: float = 0.0  # keep an average of the weights over about this share of the run's last steps
     # and save it (engine/weight_average.py); 0: off
@@ -218,7 +220,9 @@ def train(
         lr = options.warm_lr if init is not None and options.warm_lr else options.lr
         optimizer = torch.optim.Adam(network.parameters(), lr=lr)
         steps_per_epoch = max(1, math.ceil(patches_per_epoch(sources, options) / options.batch_size))
-        teacher = _frozen_copy(network) if init is not None and options.distill > 0 else None
+        teacher = (
+            _frozen_copy(network, options.distill_batch_stats) if init is not None and options.distill > 0 else None
+        )
         final_loss, steps = _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device, events,
                                   teacher)  # fmt: skip
     finally:
@@ -275,8 +279,10 @@ def _fit_forest(network, rasters, labels, bands, classes, config: ModelConfig, o
     return HybridModel(network, forest, forest_config)
 
 
-def _frozen_copy(network: torch.nn.Module) -> torch.nn.Module:
-    teacher = copy.deepcopy(network).eval()
+def _frozen_copy(network: torch.nn.Module, batch_stats: bool = False) -> torch.nn.Module:
+    """A copy of ``network`` without gradients; in train mode with ``batch_stats`` (its batch norms then use each
+    batch's statistics; the running ones it updates are the copy's own and are thrown away with it)."""
+    teacher = copy.deepcopy(network).train(batch_stats)
     teacher.requires_grad_(False)
     return teacher
 

@@ -57,6 +57,10 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
     parser.add_argument("--distill-threshold", type=float, default=TrainOptions.distill_threshold,
                         help="with --distill, only where the model continued gives a class at least this "
                         "probability (default 0: everywhere)")  # fmt: skip
+    parser.add_argument("--distill-batch-stats", action=argparse.BooleanOptionalAction,
+                        default=TrainOptions.distill_batch_stats, help="with --distill, the model continued "
+                        "normalises each batch by its own statistics, as the model trained does (default: off, "
+                        "it predicts as it maps)")  # fmt: skip
     parser.add_argument("--affinity", type=float, default=TrainOptions.affinity,
                         help="weight of an edge-aware smoothness loss on every pixel: neighbours of like colour "
                         "pay for different predictions (a local CRF loss; default 0: off)")  # fmt: skip

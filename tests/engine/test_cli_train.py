@@ -312,6 +312,7 @@ def test_training_flags_reach_the_training_options():
     parser = argparse.ArgumentParser()
     add_training_arguments(parser)
     assert training_options(parser.parse_args([])) == TrainOptions()
-    changed = training_options(parser.parse_args(["--context-fraction", "0", "--no-expand-corrections"]))
-    assert (changed.context_fraction, changed.expand_corrections) == (0.0, False)
+    flags = ["--context-fraction", "0", "--no-expand-corrections", "--distill-batch-stats"]
+    changed = training_options(parser.parse_args(flags))
+    assert (changed.context_fraction, changed.expand_corrections, changed.distill_batch_stats) == (0.0, False, True)
     assert TrainOptions().context_fraction > 0 and TrainOptions().expand_corrections

@@ -80,3 +80,25 @@ def _events():
     from engine.events import Events
 
     return Events("text")
+
+
+def test_the_teacher_normalises_by_its_batch_only_with_distill_batch_stats():
+    from engine.train import _frozen_copy
+
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    batch = torch.randn(2, 3, 8, 8) * 3 + 5  # far from the running statistics (mean 0, variance 1)
+    network.train()
+    with torch.no_grad():
+        as_trained = network(batch)
+    network.eval()
+    with torch.no_grad():
+        as_mapped = network(batch)
+    running = network[1].running_mean.clone()
+    for batch_stats, expected in ((False, as_mapped), (True, as_trained)):
+        teacher = _frozen_copy(network, batch_stats)
+        with torch.no_grad():
+            out = teacher(batch)
+        assert torch.allclose(out, expected, atol=1e-5) and not torch.allclose(as_mapped, as_trained, atol=1e-2)
+        assert not any(p.requires_grad for p in teacher.parameters())
+    assert torch.equal(network[1].running_mean, running) and not network.training  # the network is left alone
