@@ -57,7 +57,8 @@ network. Recipes:
   as clicks but do not spread, ``--no-expand-corrections``: engine/corrections.py); ``no_context`` (the default with
   every training patch holding a click, ``--context-fraction 0``, against a quarter drawn anywhere);
   ``distill_batch_stats`` (the model continued distils in train mode, its batch norms on each batch's statistics as
-  the student's are, ``--distill-batch-stats``).
+  the student's are, ``--distill-batch-stats``); ``region_16`` (clicks spread over superpixels of 16 px instead of
+  10, ``--expansion-region 16``).
 """
 
 import argparse
@@ -118,6 +119,7 @@ RECIPES = {
     "no_spread_corrections": ["--no-expand-corrections"],  # session 18: clicks the model got wrong do not spread
     "no_context": ["--context-fraction", "0"],  # session 19: every patch holds a click
     "distill_batch_stats": ["--distill-batch-stats"],  # session 19: teacher and student normalise alike
+    "region_16": ["--expansion-region", "16"],  # session 19: clicks spread over larger superpixels
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "budget_x4_now": ["--epochs", str(4 * EPOCHS)],  # session 16: how far more training takes today's default
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],

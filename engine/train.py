@@ -71,6 +71,7 @@ class TrainOptions:
     expand_clicks: bool = True  # spread each click over the similar pixels of its superpixel (engine/expansion.py)
     expansion_weight: float = ExpansionOptions.weight  # the loss weight of a spread label (a click weighs 1)
     expansion_consensus: bool = ExpansionOptions.consensus  # spread only where most of 5 superpixel sizes agree
+    expansion_region: int = ExpansionOptions.region  # the superpixels' side in pixels that clicks spread over
     expand_corrections: bool = True  # when continuing a model, also spread the clicks where it predicts another
     # class (engine/corrections.py); off: those count as clicks only
     consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
@@ -200,7 +201,8 @@ def train(
             events.metric("pretrain_loss", recon)
         expanded = clicks
         if options.expand_clicks or (options.forest_ensemble and options.forest_expansion):
-            spread = ExpansionOptions(weight=options.expansion_weight, consensus=options.expansion_consensus)
+            spread = ExpansionOptions(region=options.expansion_region, weight=options.expansion_weight,
+                                      consensus=options.expansion_consensus)  # fmt: skip
             held = [None] * len(sources)
             if init is not None and not options.expand_corrections:
                 held = [corrections(network, src, lab, device) for src, lab in zip(sources, clicks, strict=True)]

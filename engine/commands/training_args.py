@@ -39,6 +39,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
                         default=TrainOptions.expansion_consensus, help="spread a click only to the pixels "
                         "that most of five superpixel sizes put with it (fewer wrong labels near edges; default: "
                         "off)")  # fmt: skip
+    parser.add_argument("--expansion-region", type=int, default=TrainOptions.expansion_region,
+                        help="side in pixels of the superpixels a click spreads over (default "
+                        f"{TrainOptions.expansion_region}; larger: more and less certain labels)")  # fmt: skip
     parser.add_argument("--expand-corrections", action=argparse.BooleanOptionalAction,
                         default=TrainOptions.expand_corrections, help="when continuing a model (--init), also "
                         "spread the clicks where it predicts another class than the click's (default: on; off: "
@@ -111,6 +114,7 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         ("lr", args.lr > 0, "positive"),
         ("warm_lr", args.warm_lr is None or args.warm_lr > 0, "positive"),
         ("expansion_weight", 0 < args.expansion_weight <= 1, "above 0 and at most 1"),
+        ("expansion_region", 2 <= args.expansion_region <= 64, "between 2 and 64 (pixels)"),
         ("context_fraction", 0 <= args.context_fraction <= 1, "0 or more and at most 1"),
         ("jitter", 0 <= args.jitter < 1, "0 or more and below 1"),
         ("consistency", args.consistency >= 0, "0 or more"),

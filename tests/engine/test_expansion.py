@@ -141,3 +141,10 @@ def test_training_spreads_by_consensus_when_asked(scene, monkeypatch):
                         for labels in (_trained_labels(scene, monkeypatch, clicks, expansion_consensus=flag)
                                        for flag in (False, True)))  # fmt: skip
     assert plain != consensus and len(consensus) > len(clicks)
+
+
+def test_training_spreads_over_the_superpixel_size_asked(scene, monkeypatch):
+    clicks = clicks_per_class(scene.label, 4)
+    small, default, large = (len(_trained_labels(scene, monkeypatch, clicks, expansion_region=side))
+                             for side in (4, 10, 16))  # fmt: skip
+    assert len(clicks) < small < default < large
