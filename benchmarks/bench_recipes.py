@@ -58,7 +58,8 @@ network. Recipes:
   every training patch holding a click, ``--context-fraction 0``, against a quarter drawn anywhere);
   ``distill_batch_stats`` (the model continued distils in train mode, its batch norms on each batch's statistics as
   the student's are, ``--distill-batch-stats``); ``region_16`` (clicks spread over superpixels of 16 px instead of
-  10, ``--expansion-region 16``).
+  10, ``--expansion-region 16``), ``region_16_corrections_10`` (those, but the clicks a continued model predicts
+  wrong spread over 10 px superpixels, ``--correction-region 10``).
 """
 
 import argparse
@@ -120,6 +121,8 @@ RECIPES = {
     "no_context": ["--context-fraction", "0"],  # session 19: every patch holds a click
     "distill_batch_stats": ["--distill-batch-stats"],  # session 19: teacher and student normalise alike
     "region_16": ["--expansion-region", "16"],  # session 19: clicks spread over larger superpixels
+    "region_16_corrections_10": ["--expansion-region", "16", "--correction-region", "10"],  # session 20: the
+    # larger superpixels, but a continued model's error clicks (near class edges) spread over the default's
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "budget_x4_now": ["--epochs", str(4 * EPOCHS)],  # session 16: how far more training takes today's default
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],

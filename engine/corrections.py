@@ -4,7 +4,8 @@ A later round's clicks go where the map was wrong, and such places are hard ones
 look-alike pixels beside them. Spread over their superpixels, they carry the wrong class to many pixels (four in ten
 of massachusetts_roads' road labels spread from error clicks were background: docs/benchmarks.md, "The
 massachusetts_roads collapse at iteration 1, diagnosed"). With ``--no-expand-corrections`` such clicks count as
-clicks but do not spread; the clicks the model already gets right spread as before.
+clicks but do not spread; with ``--correction-region N`` they spread over superpixels of N px; the clicks the model
+already gets right spread as before (both measured, off: docs/benchmarks.md).
 """
 
 import numpy as np

@@ -11,7 +11,7 @@ near an edge, where a spread label is most often wrong (docs/benchmarks.md, "Con
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -64,22 +64,23 @@ def _region(image, valid, row: int, col: int, side: float, options: ExpansionOpt
 
 
 def expand_clicks(read: Reader, labels: PixelLabels, options: ExpansionOptions | None = None,
-                  held: np.ndarray | None = None) -> PixelLabels:  # fmt: skip
-    """The clicks of ``labels`` plus the labels spread from each click (weight ``options.weight``); the clicks that
-    ``held`` (bool per label) marks do not spread, though no spread label takes their pixels."""
+                  regions: np.ndarray | None = None) -> PixelLabels:  # fmt: skip
+    """The clicks of ``labels`` plus the labels spread from each click (weight ``options.weight``). ``regions``
+    (int per label) gives each click its own superpixel side in px, ``options.region`` when None; a click given 0
+    does not spread, though no spread label takes its pixel."""
     options = options or ExpansionOptions()
     if len(labels) == 0:
         return labels
-    clicked = labels.weight_array() >= 1.0
-    if held is not None:
-        clicked &= ~held
-    size = 4 * options.region
+    sides = np.full(len(labels), options.region, np.int64) if regions is None else np.asarray(regions, np.int64)
+    clicked = (labels.weight_array() >= 1.0) & (sides > 0)
     spread: dict[tuple[int, int], int] = {}
     conflicts: set[tuple[int, int]] = set()
-    for r, c, k in zip(labels.rows[clicked], labels.cols[clicked], labels.classes[clicked], strict=True):
+    for r, c, k, side in zip(labels.rows[clicked], labels.cols[clicked], labels.classes[clicked], sides[clicked],
+                             strict=True):  # fmt: skip
+        size = 4 * int(side)
         row0, col0 = int(r) - size // 2, int(c) - size // 2
         image, valid = read(row0, col0, size)
-        region = superpixel_region(image, valid, int(r) - row0, int(c) - col0, options)
+        region = superpixel_region(image, valid, int(r) - row0, int(c) - col0, replace(options, region=int(side)))
         for rr, cc in zip(*np.nonzero(region), strict=True):
             key = (int(rr) + row0, int(cc) + col0)
             if spread.setdefault(key, int(k)) != int(k):

@@ -74,6 +74,7 @@ class TrainOptions:
     expansion_region: int = ExpansionOptions.region  # the superpixels' side in pixels that clicks spread over
     expand_corrections: bool = True  # when continuing a model, also spread the clicks where it predicts another
     # class (engine/corrections.py); off: those count as clicks only
+    correction_region: int | None = None  # the superpixels' side those clicks spread over; None: expansion_region
     consistency: float = 0.0  # weight of the consistency loss on unlabelled pixels (engine/consistency.py); 0: off
     consistency_threshold: float = 0.9
     distill: float = 1.0  # a continued model's KL from the model it continues, off the clicks (engine/distill.py);
@@ -122,6 +123,20 @@ def recorded_options(options: TrainOptions) -> dict:
     """The options of a training that config.json does not hold elsewhere (its loss weights, schedule, seed...), so
     that a model says how its last training was run."""
     return plain({key: value for key, value in asdict(options).items() if key not in STORED_ELSEWHERE})
+
+
+def _click_regions(network: torch.nn.Module, sources: list[RasterSource], clicks: list[PixelLabels],
+                   options: TrainOptions, continued: bool, device: torch.device, events: Events) -> list:  # fmt: skip
+    """Per raster, each label's superpixel side to spread over (None: ``options.expansion_region`` for all): when
+    continuing a model, the clicks that correct it get ``options.correction_region``, or 0 (no spread) with
+    ``expand_corrections`` off (engine/corrections.py)."""
+    side = (options.correction_region or options.expansion_region) if options.expand_corrections else 0
+    if not continued or side == options.expansion_region:
+        return [None] * len(sources)
+    found = [corrections(network, src, lab, device) for src, lab in zip(sources, clicks, strict=True)]
+    how = f"spread over {side} px superpixels" if side else "not spread"
+    events.info(f"clicks that correct the model continued, {how}: {sum(int(f.sum()) for f in found)}")
+    return [np.where(f, side, options.expansion_region) for f in found]
 
 
 def seed_everything(seed: int, device: torch.device) -> np.random.Generator:
@@ -203,11 +218,8 @@ def train(
         if options.expand_clicks or (options.forest_ensemble and options.forest_expansion):
             spread = ExpansionOptions(region=options.expansion_region, weight=options.expansion_weight,
                                       consensus=options.expansion_consensus)  # fmt: skip
-            held = [None] * len(sources)
-            if init is not None and not options.expand_corrections:
-                held = [corrections(network, src, lab, device) for src, lab in zip(sources, clicks, strict=True)]
-                events.info(f"clicks that correct the model continued, not spread: {sum(int(h.sum()) for h in held)}")
-            expanded = [expand_clicks(src.read, lab, spread, h) for src, lab, h in zip(sources, clicks, held,
+            regions = _click_regions(network, sources, clicks, options, init is not None, device, events)
+            expanded = [expand_clicks(src.read, lab, spread, r) for src, lab, r in zip(sources, clicks, regions,
                                                                                       strict=True)]  # fmt: skip
             events.info(f"labels spread from the clicks: {sum(len(lab) for lab in expanded)} labelled pixels")
         if options.expand_clicks:

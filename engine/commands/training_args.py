@@ -46,6 +46,9 @@ def add_training_arguments(parser, epochs: int = 20) -> None:
                         default=TrainOptions.expand_corrections, help="when continuing a model (--init), also "
                         "spread the clicks where it predicts another class than the click's (default: on; off: "
                         "those count as clicks only)")  # fmt: skip
+    parser.add_argument("--correction-region", type=int, default=TrainOptions.correction_region,
+                        help="when continuing a model (--init), side in pixels of the superpixels that the clicks "
+                        "where it predicts another class spread over (default: --expansion-region's)")  # fmt: skip
     parser.add_argument("--context-fraction", type=float, default=TrainOptions.context_fraction,
                         help="share of the training patches drawn anywhere in the rasters; the others each hold a "
                         f"labelled pixel (default {TrainOptions.context_fraction:g})")  # fmt: skip
@@ -115,6 +118,11 @@ def training_options(args: argparse.Namespace) -> TrainOptions:
         ("warm_lr", args.warm_lr is None or args.warm_lr > 0, "positive"),
         ("expansion_weight", 0 < args.expansion_weight <= 1, "above 0 and at most 1"),
         ("expansion_region", 2 <= args.expansion_region <= 64, "between 2 and 64 (pixels)"),
+        (
+            "correction_region",
+            args.correction_region is None or 2 <= args.correction_region <= 64,
+            "between 2 and 64 (pixels)",
+        ),
         ("context_fraction", 0 <= args.context_fraction <= 1, "0 or more and at most 1"),
         ("jitter", 0 <= args.jitter < 1, "0 or more and below 1"),
         ("consistency", args.consistency >= 0, "0 or more"),

@@ -195,6 +195,7 @@ def test_bad_option_values(tmp_path, scene, points):
     _assert_one_error(_train(scene, points, tmp_path / "m", "--jitter", "1"), 2, "--jitter", "below 1")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--context-fraction", "2"), 2, "--context-fraction")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--expansion-region", "1"), 2, "--expansion-region")
+    _assert_one_error(_train(scene, points, tmp_path / "m", "--correction-region", "99"), 2, "--correction-region")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--affinity", "-1"), 2, "--affinity", "0 or more")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--weight-average", "2"), 2, "--weight-average", "most 1")
     _assert_one_error(_train(scene, points, tmp_path / "m", "--decoder-channels", "64,0"), 2, "--decoder-channels")
@@ -313,8 +314,9 @@ def test_training_flags_reach_the_training_options():
     parser = argparse.ArgumentParser()
     add_training_arguments(parser)
     assert training_options(parser.parse_args([])) == TrainOptions()
-    flags = ["--context-fraction", "0", "--no-expand-corrections", "--distill-batch-stats", "--expansion-region", "16"]
+    flags = ["--context-fraction", "0", "--no-expand-corrections", "--distill-batch-stats", "--expansion-region", "16",
+             "--correction-region", "6"]  # fmt: skip
     changed = training_options(parser.parse_args(flags))
     assert (changed.context_fraction, changed.expand_corrections, changed.distill_batch_stats) == (0.0, False, True)
-    assert changed.expansion_region == 16
+    assert (changed.expansion_region, changed.correction_region) == (16, 6) and TrainOptions().correction_region is None
     assert TrainOptions().context_fraction > 0 and TrainOptions().expand_corrections
