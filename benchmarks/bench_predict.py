@@ -4,7 +4,8 @@
    on a generated raster, in megapixels per second, next to the bare network forward (``network(x)`` alone, inputs
    already on the device) on the same number of tiles of the same shape, in the same run; their ratio is the share of
    the network's speed the pipeline keeps (goal: at least 85%). Each network runs twice, in channels-last memory format
-   (the engine's default on CPU and CUDA) and in torch's default layout (the baseline), and their ratio is printed.
+   (the engine's default on CPU and CUDA) and in torch's default layout (the baseline), both in float32, and on a CPU
+   a third time channels-last under bf16 autocast (the default where the CPU has native bf16); the ratios are printed.
 2. Memory: peak resident memory (VmHWM) of a fresh process predicting a small and a large raster, and their ratio
    (goal: within 30%); also the resident memory before predicting (imports, network), to show what prediction adds.
 
@@ -33,9 +34,9 @@ import rasterio
 import torch
 from torch import nn
 
-from benchmarks.machine import describe, layout, layout_name
+from benchmarks.machine import describe, layout, layout_name, precision, precision_name
 from engine.classes import parse_classes
-from engine.device import memory_format, to_layout
+from engine.device import autocast, cpu_bf16_native, memory_format, to_layout
 from engine.events import Events
 from engine.models import ModelConfig, build_network
 from engine.normalization import Normalization
@@ -108,9 +109,7 @@ def bare_forward_seconds(network: nn.Module, device: torch.device, tiles: int) -
     """The network alone on ``tiles`` tiles (batches of BATCH, inputs already on the device, in the engine's layout)."""
     network = network.to(device, memory_format=memory_format(device)).eval()
     x = to_layout(torch.randn(BATCH, 3, TILE, TILE, device=device), device)
-    use_amp = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+    with torch.inference_mode(), autocast(device):
         network(x)  # warm-up
         _sync(device)
         start = time.perf_counter()
@@ -197,20 +196,25 @@ def main(argv: list[str]) -> int:
     try:
         sizes = {"tiny": 2048 if args.quick else 8192,
                  "unet-resnet18": 1024 if args.quick or device.type != "cuda" else 8192}  # fmt: skip
-        runs = [(name, size, channels_last) for name, size in sizes.items() for channels_last in (False, True)]
-        log.info("| network | layout | raster | tiles | pipeline MP/s | bare network MP/s | pipeline / bare |")
-        log.info("|---|---|---|---|---|---|---|")
+        settings = [(False, False), (True, False)] + ([(True, True)] if device.type == "cpu" else [])
+        log.info("| network | layout | CPU precision | raster | tiles | pipeline MP/s | bare network MP/s | pipeline / "
+                 "bare |")  # fmt: skip
+        log.info("|---|---|---|---|---|---|---|---|")
         pipeline = {}
-        for name, size, channels_last in runs:
-            with layout(channels_last):
-                r = throughput(name, size, device, workdir)
-            pipeline[name, channels_last] = r["pipeline_mps"]
-            log.info("| %s | %s | %d^2 | %d | %.2f | %.2f | %.0f%% |", name, layout_name(channels_last), size,
-                     r["tiles"], r["pipeline_mps"], r["bare_mps"], 100 * r["ratio"])  # fmt: skip
+        for name, size in sizes.items():
+            for channels_last, bf16 in settings:
+                with layout(channels_last), precision(bf16):
+                    r = throughput(name, size, device, workdir)
+                pipeline[name, channels_last, bf16] = r["pipeline_mps"]
+                log.info("| %s | %s | %s | %d^2 | %d | %.2f | %.2f | %.0f%% |", name, layout_name(channels_last),
+                         precision_name(bf16), size, r["tiles"], r["pipeline_mps"], r["bare_mps"],
+                         100 * r["ratio"])  # fmt: skip
         for name in sizes:
-            log.info(
-                "%s pipeline, channels-last / contiguous: %.2fx", name, pipeline[name, True] / pipeline[name, False]
-            )
+            log.info("%s pipeline, channels-last / contiguous (float32): %.2fx", name,
+                     pipeline[name, True, False] / pipeline[name, False, False])  # fmt: skip
+            if device.type == "cpu":
+                log.info("%s pipeline, bf16 / float32 (channels-last; native bf16 here: %s): %.2fx", name,
+                         cpu_bf16_native(), pipeline[name, True, True] / pipeline[name, True, False])  # fmt: skip
         small, large = (1024, 4096) if args.quick else (4096, 16384)
         mem = [peak_memory("pointwise", s, args.device, workdir) for s in (small, large)]
         log.info("memory (network: pointwise)")

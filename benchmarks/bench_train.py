@@ -1,6 +1,6 @@
 """Training: the training loop's throughput in megapixels per second, in channels-last memory format (the engine's
-default) against torch's default layout (the baseline) in the same run, and the default-loss comparison on a small
-scene.
+default) against torch's default layout (the baseline) in the same run, the light decoder against smp's, bf16
+autocast on the CPU against float32, and the default-loss comparison on a small scene.
 
 .venv/bin/python -m benchmarks bench_train [--quick]
 """
@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.machine import describe, layout, layout_name
+from benchmarks.machine import describe, layout, layout_name, precision, precision_name
 from engine.classes import parse_classes
+from engine.device import cpu_bf16_native
 from engine.events import Events
 from engine.models import DEFAULT_DECODERS, SMP_UNET_DECODER
 from engine.points import PixelLabels
@@ -74,6 +75,20 @@ def _decoders(image: Path, labels: PixelLabels, patch: int, batch: int, steps: i
     log.info("default / smp's decoder: %.2fx (best run of each)", default / baseline)
 
 
+def _precisions(image: Path, labels: PixelLabels, patch: int, batch: int, steps: int, quiet: Events) -> None:
+    """The training loop's throughput on the CPU in float32 (the baseline) and under bf16 autocast (the default
+    where the CPU has native bf16; emulated, and slower, elsewhere), alternated in one run, channels-last."""
+    speed = {}
+    for bf16 in (False, True, False, True):
+        with precision(bf16):
+            speed.setdefault(bf16, []).append(_loop_throughput(image, labels, patch, batch, steps, quiet))
+    for bf16, mps in speed.items():
+        log.info("training loop, U-Net resnet18, patch %d, batch %d, %s: %s MP/s", patch, batch,
+                 precision_name(bf16), " and ".join(f"{v:.3f}" for v in mps))  # fmt: skip
+    log.info("bf16 / float32: %.2fx (best run of each; native bf16 here: %s)", max(speed[True]) / max(speed[False]),
+             cpu_bf16_native())  # fmt: skip
+
+
 def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     log.info("machine: %s", describe())
@@ -93,6 +108,7 @@ def main(argv: list[str]) -> None:
                      layout_name(channels_last), " and ".join(f"{v:.3f}" for v in mps))  # fmt: skip
         log.info("channels-last / contiguous: %.2fx (best run of each)", max(speed[True]) / max(speed[False]))
         _decoders(scene.image, labels, patch, batch, steps, quiet)
+        _precisions(scene.image, labels, patch, batch, steps, quiet)
         scene = write_scene(Path(tmp), 128, seed=0)
         labels = _labels(scene.label, 5, 0)
         keep = np.ones_like(scene.label, bool)

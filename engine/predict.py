@@ -13,7 +13,6 @@ MC dropout (``mc_samples`` > 0): smp networks have no dropout layer, so the deco
 stay those of the deterministic network; BALD is the mutual information of the dropout samples, divided by log C.
 """
 
-import contextlib
 import logging
 import math
 import queue
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import cancel
-from engine.device import memory_format, to_layout
+from engine.device import autocast, memory_format, to_layout
 from engine.flips import flip_mean, views_of
 from engine.forest import ForestModel, forest_probabilities
 from engine.hybrid import HybridModel, blend
@@ -83,8 +82,8 @@ def predict_probabilities(
     ``config.normalization``); ``valid``: H x W bool (False on nodata). Tiles of ``tile_size`` (a multiple of the
     network's output stride) overlap by ``overlap`` pixels and are blended; an image smaller than a tile is padded.
     ``progress(done, total)`` is called after every batch, in tiles. The network runs in eval mode and is put back in
-    the mode it was in; on CPU and CUDA it runs in channels-last memory format (engine/device.py), on CUDA under
-    autocast (bf16 or fp16).
+    the mode it was in; on CPU and CUDA it runs in channels-last memory format, on CUDA and on a CPU with native bf16
+    under autocast (engine/device.py).
     The probabilities are corrected by the class-prior factor the model was trained with, if any (engine/prior.py).
     """
     prediction = _predict_raw(network, config, image, valid, device, tile_size, overlap, batch_size, mc_samples,
@@ -165,7 +164,6 @@ class Inference:
         self.mc_samples, self.dropout, self.views = mc_samples, dropout, views
         self.cuda = self.device.type == "cuda"
         self.network = network.to(self.device, memory_format=memory_format(self.device)).eval()
-        self.amp_dtype = torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16
         if mc_samples > 0 and not isinstance(getattr(network, "segmentation_head", None), nn.Module):
             raise ValueError(
                 "MC dropout needs a network with a segmentation_head (any segmentation-models-pytorch one)"
@@ -180,8 +178,7 @@ class Inference:
     def __call__(self, images: np.ndarray, valid=None) -> tuple[np.ndarray, np.ndarray | None]:
         """``valid`` (each tile's input validity) is not needed: nodata is 0 after normalisation."""
         x = self.to_device(images)
-        autocast = torch.autocast("cuda", dtype=self.amp_dtype) if self.cuda else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(self.device):
             if self.mc_samples <= 0:
                 return _to_numpy(flip_mean(self.network, x, self.views)), None
             probs, bald = self._mc(x)

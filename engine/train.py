@@ -1,7 +1,6 @@
-"""The training loop: sparse labels, patches, the chosen loss, warm start, AMP on CUDA, channels-last on CPU and
-CUDA, cancel between steps."""
+"""The training loop: sparse labels, patches, the chosen loss, warm start, autocast on CUDA and on a CPU with native
+bf16, channels-last on CPU and CUDA, cancel between steps."""
 
-import contextlib
 import copy
 import math
 import time
@@ -16,7 +15,7 @@ from engine.affinity import affinity_loss
 from engine.classes import ClassInfo
 from engine.consistency import consistency_loss, strong_view
 from engine.corrections import corrections
-from engine.device import memory_format, to_layout
+from engine.device import amp_dtype, autocast, memory_format, precision_name, to_layout
 from engine.distill import distill_loss
 from engine.errors import InputError
 from engine.events import Events, plain
@@ -249,6 +248,7 @@ def train(
         "points": int(sum(int((lab.weight_array() >= 1).sum()) for lab in labels)),
         "loss": options.loss,
         "final_loss": final_loss,
+        "precision": precision_name(device),
         "options": recorded_options(options),
     }
     network.eval()
@@ -304,9 +304,7 @@ def _frozen_copy(network: torch.nn.Module, batch_stats: bool = False) -> torch.n
 def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device, events,
           teacher=None) -> tuple[float, int]:  # fmt: skip
     total = options.epochs * steps_per_epoch
-    use_amp = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(device) == torch.float16)
     network.train()
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total) if options.lr_schedule == "cosine" else None
@@ -319,20 +317,19 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
             cancel.check()
             images, targets, weights = (torch.from_numpy(a).to(device) for a in sampler.batch(options.batch_size))
             images = to_layout(images, device)
-            autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
             if options.consistency > 0:
                 strong, flipped = strong_view(images)
-                with autocast:
+                with autocast(device):
                     logits, strong_logits = network(torch.cat([images, strong])).chunk(2)
                 loss = loss_fn(logits.float(), targets, weights) + options.consistency * consistency_loss(
                     logits, strong_logits, flipped, options.consistency_threshold
                 )
             else:
-                with autocast:
+                with autocast(device):
                     logits = network(images)
                 loss = loss_fn(logits.float(), targets, weights)
             if teacher is not None:
-                with torch.no_grad(), autocast:
+                with torch.no_grad(), autocast(device):
                     old = teacher(images)
                 unlabelled = targets == IGNORE_INDEX
                 loss = loss + options.distill * distill_loss(logits, old, unlabelled, options.distill_threshold)

@@ -10,6 +10,13 @@ import pytest
 from tests.fixtures import write_points, write_raster, write_scene
 
 
+@pytest.fixture(autouse=True)
+def _float32_on_the_cpu(monkeypatch):
+    """The engine in float32 on every CPU, so that no result depends on whether the CPU running the tests has native
+    bf16 (engine/device.py); tests/engine/test_precision.py sets SPARSE_AL_CPU_BF16 itself."""
+    monkeypatch.setenv("SPARSE_AL_CPU_BF16", "0")
+
+
 @pytest.fixture
 def raster(tmp_path):
     """A 64 x 64 three-band uint8 raster in UTM 33N with 1 m pixels."""

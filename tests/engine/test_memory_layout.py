@@ -44,15 +44,21 @@ def test_cpu_and_cuda_run_channels_last_unless_turned_off(monkeypatch):
     assert memory_format("cpu") == torch.channels_last
 
 
+def train_two_steps(scene, monkeypatch, build):
+    """Two training steps of a tiny run on ``scene`` (CPU), the network made by ``build`` (``build_network``'s
+    arguments)."""
+    monkeypatch.setattr(engine.train, "build_network", build)
+    labels = PixelLabels(np.array([5, 40, 60]), np.array([5, 40, 60]), np.array([0, 1, 2]))
+    options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=4, forest_ensemble=False,
+                           prior_correction=False, flip_views=1)  # fmt: skip
+    return train([scene.image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), Events("text"))
+
+
 @pytest.mark.parametrize("setting, expected", [("1", True), ("0", False)])
 def test_training_feeds_the_network_in_the_chosen_layout(scene, monkeypatch, setting, expected):
     monkeypatch.setenv("SPARSE_AL_CHANNELS_LAST", setting)
     layouts: list[bool] = []
-    monkeypatch.setattr(engine.train, "build_network", _recording(layouts))
-    labels = PixelLabels(np.array([5, 40, 60]), np.array([5, 40, 60]), np.array([0, 1, 2]))
-    options = TrainOptions(epochs=1, batch_size=2, patch_size=64, patches_per_epoch=4, forest_ensemble=False,
-                           prior_correction=False, flip_views=1)  # fmt: skip
-    result = train([scene.image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), Events("text"))
+    result = train_two_steps(scene, monkeypatch, _recording(layouts))
     assert len(layouts) == 2 and set(layouts) == {expected}  # two training steps
     assert _channels_last(result.network.encoder.conv1.weight) == expected
 

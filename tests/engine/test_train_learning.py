@@ -42,7 +42,9 @@ def _miou(pred: np.ndarray, label: np.ndarray, keep: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-def test_a_few_points_per_class_give_iou_well_above_chance(scene):
+@pytest.mark.parametrize("cpu_bf16", ["0", "1"])  # float32, and bf16 autocast (the default on native-bf16 CPUs)
+def test_a_few_points_per_class_give_iou_well_above_chance(scene, monkeypatch, cpu_bf16):
+    monkeypatch.setenv("SPARSE_AL_CPU_BF16", cpu_bf16)
     labels = _labels(scene.label, per_class=5, seed=0)
     options = TrainOptions(epochs=12, batch_size=4, patch_size=64, patches_per_epoch=16, seed=0)
     result = train([scene.image], [labels], [1, 2, 3], CLASSES, options, torch.device("cpu"), Events("text"))
