@@ -31,6 +31,12 @@ try:
     info["engine"] = engine.__version__
 except Exception as exc:
     info["engine_error"] = repr(exc)
+try:
+    from engine.device import describe
+    if info.get("device") == "cpu":
+        info["device"] = describe(torch.device("cpu"))  # 'cpu (bf16 autocast)' on a CPU with native bf16
+except Exception:
+    pass  # an engine older than its precision choice: the plain name stays
 print({CHECK_MARK!r} + json.dumps(info))
 """
 
