@@ -15,12 +15,12 @@ def describe() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from engine.device import amp_dtype, cpu_bf16_native
+    from engine.device import cpu_bf16_native
+    from engine.device import precision_name as engine_precision
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     native = "native bf16" if cpu_bf16_native() else "no native bf16"
-    precision = "bf16 autocast" if amp_dtype("cpu") == torch.bfloat16 else "float32"
-    return (f"{cpu}, {os.cpu_count()} cores ({native}; the engine on the CPU in {precision}), {gpu}, "
+    return (f"{cpu}, {os.cpu_count()} cores ({native}; the engine on the CPU in {engine_precision('cpu')}), {gpu}, "
             f"torch {torch.__version__}, threads {torch.get_num_threads()}")  # fmt: skip
 
 

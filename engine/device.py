@@ -2,6 +2,7 @@
 there."""
 
 import contextlib
+import functools
 import os
 
 import torch
@@ -49,6 +50,7 @@ def to_layout(x: torch.Tensor, device: torch.device | str) -> torch.Tensor:
     return x.contiguous(memory_format=memory_format(device))
 
 
+@functools.cache
 def cpu_bf16_native() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where oneDNN runs a U-Net in bf16 about
     twice as fast as in float32 (docs/benchmarks.md, "bf16 autocast on a CPU"); elsewhere bf16 is emulated, slower."""

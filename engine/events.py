@@ -45,7 +45,7 @@ class Events:
         if self.mode == "json":
             self._emit("start", command=command, engine_version=engine_version, device=device)
         else:
-            log.info("%s on %s (engine %s)", command, device, engine_version)
+            log.info("%s on %s, engine %s", command, device, engine_version)
 
     def progress(self, stage: str, done: int, total: int, fraction: float | None = None) -> None:
         fraction = done / total if fraction is None and total else (fraction or 0.0)
