@@ -124,6 +124,8 @@ RECIPES = {
     "region_16_corrections_10": ["--expansion-region", "16", "--correction-region", "10"],  # session 20: the
     # larger superpixels, but a continued model's error clicks (near class edges) spread over the default's
     "warm_lr_1e4": ["--warm-lr", "1e-4"],  # session 21: a continued model trains at a third of the default's
+    "corrections_6": ["--correction-region", "6"],  # session 22: a continued model's error clicks (near class
+    # edges, where a spread label is most often wrong) spread over smaller superpixels than the other clicks
     "budget_x4": ["--epochs", str(4 * EPOCHS), *NO_DISTILL],
     "budget_x4_now": ["--epochs", str(4 * EPOCHS)],  # session 16: how far more training takes today's default
     "resnet34": ["--encoder", "resnet34", *NO_DISTILL],

@@ -3,21 +3,16 @@ the engine in."""
 
 import contextlib
 import os
-import platform
 
 
 def describe() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     from engine.device import cpu_bf16_native
     from engine.device import precision_name as engine_precision
+    from engine.precision_probe import cpu_name
 
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     native = "native bf16" if cpu_bf16_native() else "no native bf16"
     return (f"{cpu}, {os.cpu_count()} cores ({native}; the engine on the CPU in {engine_precision('cpu')}), {gpu}, "

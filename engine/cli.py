@@ -47,6 +47,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--job", help="JSON file with the same fields as the options (CONTRACT.md)")
     group.add_argument("--events", choices=("text", "json"), default="text", help="progress as text or JSON lines")
     group.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    from engine.device import PRECISIONS
+
+    group.add_argument("--precision", default="auto", choices=PRECISIONS,
+                       help="auto (bf16 on a GPU with it, else float16; bf16 on a CPU where it is natively faster, "
+                       "timed once; else float32), float32, or bf16")  # fmt: skip
     group.add_argument("--seed", type=int, default=0, help="random seed (runs on the CPU are deterministic)")
     group.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
@@ -138,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(args.log_level if args.events == "text" else "warning")
         cancel.reset()
         cancel.install_handlers()
-        from engine.device import describe, pick_device
+        from engine.device import describe, pick_device, set_precision
 
         args.torch_device = pick_device(args.device)
+        set_precision(args.precision, args.torch_device)
         events.start(args.command, __version__, describe(args.torch_device))
         _command_module(args.command).run(args, events)
         return 0

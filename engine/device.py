@@ -9,6 +9,8 @@ import torch
 
 from engine.errors import InputError
 
+_ON, _OFF = ("1", "true", "on", "yes"), ("0", "false", "off", "no")  # values of the SPARSE_AL_* switches
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -41,7 +43,7 @@ def memory_format(device: torch.device | str) -> torch.memory_format:
     project's 2-core CPU about 1.3 times the training and 1.2 times the prediction throughput: docs/benchmarks.md,
     "Channels-last memory layout"); MPS keeps torch's default. ``SPARSE_AL_CHANNELS_LAST=0`` (or false, off, no)
     turns it off (a CPU where it is slower; the benchmarks' baseline)."""
-    wanted = os.environ.get("SPARSE_AL_CHANNELS_LAST", "1").strip().lower() not in ("0", "false", "off", "no")
+    wanted = _switch("SPARSE_AL_CHANNELS_LAST", "1") in _ON
     return torch.channels_last if wanted and torch.device(device).type in ("cpu", "cuda") else torch.contiguous_format
 
 
@@ -58,19 +60,53 @@ def cpu_bf16_native() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
-def amp_dtype(device: torch.device | str) -> torch.dtype | None:
-    """The dtype the networks run in under autocast on ``device``, None for float32: bf16 on CUDA where supported
-    (fp16 otherwise) and on a CPU with native bf16. ``SPARSE_AL_CPU_BF16=0`` (or false, off, no) keeps a CPU in
-    float32, ``=1`` forces bf16 on any CPU (the benchmarks' comparison)."""
+PRECISIONS = ("auto", "float32", "bf16")
+_chosen = "auto"  # this process's --precision (set_precision)
+
+
+def set_precision(name: str, device: torch.device | str) -> None:
+    """Choose the precision the networks run in (``--precision``): auto (``amp_dtype``), float32 (no autocast on
+    any device) or bf16 (autocast to bf16, also on a CPU without native bf16: slower there)."""
+    global _chosen
     device = torch.device(device)
+    if name not in PRECISIONS:
+        raise InputError(f"--precision: unknown precision {name!r}; use {', '.join(PRECISIONS)}", "precision")
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise InputError("--precision: this GPU has no bf16; use --precision auto (float16) or float32", "precision")
+    if name == "bf16" and device.type not in ("cpu", "cuda"):
+        raise InputError(f"--precision: bf16 runs on cpu or cuda, not {device.type}; use auto or float32", "precision")
+    _chosen = name
+
+
+def amp_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The dtype the networks run in under autocast on ``device``, None for float32. With ``--precision auto`` (the
+    default): bf16 on CUDA where supported (fp16 otherwise) and on a CPU with native bf16 where a timed probe finds
+    it faster (engine/precision_probe.py); ``SPARSE_AL_CPU_BF16=0`` (or false, off, no) keeps a CPU in float32,
+    ``=1`` forces bf16 on any CPU (the tests' and benchmarks' choice)."""
+    device = torch.device(device)
+    if _chosen == "float32" or device.type not in ("cpu", "cuda"):
+        return None
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type != "cpu":
-        return None
-    setting = os.environ.get("SPARSE_AL_CPU_BF16", "auto").strip().lower()
-    if setting in ("0", "false", "off", "no"):
-        return None
-    return torch.bfloat16 if setting in ("1", "true", "on", "yes") or cpu_bf16_native() else None
+        return torch.bfloat16 if _chosen == "bf16" or torch.cuda.is_bf16_supported() else torch.float16
+    setting = _switch("SPARSE_AL_CPU_BF16", "auto", auto=True)
+    if _chosen == "bf16" or setting in _ON:
+        return torch.bfloat16
+    return torch.bfloat16 if setting == "auto" and cpu_bf16_native() and _bf16_faster() else None
+
+
+def _switch(name: str, default: str, auto: bool = False) -> str:
+    """The environment variable ``name`` read as on, off (or auto): another value is an error naming it."""
+    value = os.environ.get(name, "").strip().lower() or default
+    allowed = (*_ON, *_OFF, *(("auto",) if auto else ()))
+    if value not in allowed:
+        raise InputError(f"{name} is {value!r}; set it to {'0, 1 or auto' if auto else '0 or 1'}, or unset it", name)
+    return value
+
+
+def _bf16_faster() -> bool:
+    from engine.precision_probe import bf16_faster  # imported late: it is only needed on a native-bf16 CPU
+
+    return bf16_faster()
 
 
 def precision_name(device: torch.device | str) -> str:

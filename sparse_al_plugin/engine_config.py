@@ -65,11 +65,13 @@ class EngineConfig:
     module: str = DEFAULT_MODULE  # run as ``python -m module``
     path: str = ""  # prepended to PYTHONPATH: the folder holding the engine package ("" for none)
     device: str = "auto"
+    precision: str = "auto"  # the engine's --precision: auto, float32 or bf16
 
     def command(self, command: str, job: Path) -> list[str]:
         argv = [self.python, "-m", self.module, command, "--job", str(job), "--events", "json"]
-        if self.device and self.device != "auto":
-            argv += ["--device", self.device]
+        for option, value in (("--device", self.device), ("--precision", self.precision)):
+            if value and value != "auto":
+                argv += [option, value]
         return argv
 
     def environment(self, base: dict | None = None) -> dict:
@@ -89,7 +91,8 @@ class EngineConfig:
         return None
 
 
-def resolve(python: str = "", module: str = "", path: str = "", device: str = "auto") -> EngineConfig:
+def resolve(python: str = "", module: str = "", path: str = "", device: str = "auto",
+            precision: str = "auto") -> EngineConfig:  # fmt: skip
     """The configuration from user settings, with blanks filled in by discovery."""
     if not python:
         found = find_interpreter()
@@ -99,4 +102,4 @@ def resolve(python: str = "", module: str = "", path: str = "", device: str = "a
     if not path and module == DEFAULT_MODULE:
         found_dir = engine_package_dir()
         path = str(found_dir) if found_dir else ""
-    return replace(EngineConfig(python, module, path), device=device or "auto")
+    return replace(EngineConfig(python, module, path), device=device or "auto", precision=precision or "auto")

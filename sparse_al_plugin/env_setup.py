@@ -32,9 +32,11 @@ try:
 except Exception as exc:
     info["engine_error"] = repr(exc)
 try:
-    from engine.device import describe
+    import engine.device
     if info.get("device") == "cpu":
-        info["device"] = describe(torch.device("cpu"))  # 'cpu (bf16 autocast)' on a CPU with native bf16
+        if hasattr(engine.device, "set_precision"):  # the precision the settings ask for (sys.argv[1])
+            engine.device.set_precision(sys.argv[1] if len(sys.argv) > 1 else "auto", "cpu")
+        info["device"] = engine.device.describe(torch.device("cpu"))  # 'cpu (bf16 autocast)' where bf16 runs
 except Exception:
     pass  # an engine older than its precision choice: the plain name stays
 print({CHECK_MARK!r} + json.dumps(info))
@@ -90,7 +92,7 @@ def setup_progress(step: int, line: str, total_requirements: int, seen: set[str]
 
 
 def check_command(config: EngineConfig) -> list[str]:
-    return [config.python, "-c", CHECK_SCRIPT]
+    return [config.python, "-c", CHECK_SCRIPT, config.precision or "auto"]
 
 
 def parse_check(output: list[str]) -> dict:

@@ -17,9 +17,10 @@ class PluginSettings:
     path: str = ""  # "" = the engine bundled with (or next to) the plugin
     device: str = "auto"
     train: TrainOptions = field(default_factory=TrainOptions)
+    precision: str = "auto"  # the engine's --precision
 
     def engine(self) -> EngineConfig:
-        return resolve(self.python, self.module, self.path, self.device)
+        return resolve(self.python, self.module, self.path, self.device, self.precision)
 
 
 def load_settings(store: QgsSettings | None = None) -> PluginSettings:
@@ -33,12 +34,13 @@ def load_settings(store: QgsSettings | None = None) -> PluginSettings:
         path=str(store.value(PREFIX + "path", "") or ""),
         device=str(store.value(PREFIX + "device", "auto") or "auto"),
         train=TrainOptions(**train),
+        precision=str(store.value(PREFIX + "precision", "auto") or "auto"),
     )
 
 
 def save_settings(settings: PluginSettings, store: QgsSettings | None = None) -> None:
     store = store or QgsSettings()
-    for key in ("python", "module", "path", "device"):
+    for key in ("python", "module", "path", "device", "precision"):
         store.setValue(PREFIX + key, getattr(settings, key))
     for f in fields(TrainOptions):
         store.setValue(PREFIX + "train/" + f.name, getattr(settings.train, f.name))

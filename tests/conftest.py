@@ -1,6 +1,7 @@
 """Shared fixtures: tiny seeded GeoTIFFs with a real CRS, and point layers, written to tmp_path."""
 
 import os
+import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
@@ -13,8 +14,13 @@ from tests.fixtures import write_points, write_raster, write_scene
 @pytest.fixture(autouse=True)
 def _float32_on_the_cpu(monkeypatch):
     """The engine in float32 on every CPU, so that no result depends on whether the CPU running the tests has native
-    bf16 (engine/device.py); tests/engine/test_precision.py sets SPARSE_AL_CPU_BF16 itself."""
+    bf16 (engine/device.py); tests/engine/test_precision.py sets SPARSE_AL_CPU_BF16 itself. A --precision that a
+    test's in-process engine command chose ends with the test."""
     monkeypatch.setenv("SPARSE_AL_CPU_BF16", "0")
+    yield
+    device = sys.modules.get("engine.device")  # not imported by the plugin's tests
+    if device is not None:
+        device._chosen = "auto"
 
 
 @pytest.fixture

@@ -1,30 +1,68 @@
-"""bf16 autocast on the CPU: chosen where the CPU has native bf16 unless turned off, training and prediction run in
-it with float32 weights and float32 outputs, and it changes predictions only by bf16's rounding."""
+"""bf16 autocast on the CPU: chosen where the CPU has native bf16 and a timed probe finds it faster, unless turned
+off or another --precision is asked for; training and prediction run in it with float32 weights and float32 outputs,
+and it changes predictions only by bf16's rounding."""
+
+import json
 
 import numpy as np
 import pytest
 import torch
 
 import engine.device
-from engine.device import amp_dtype, describe
+from engine.cli import main
+from engine.device import amp_dtype, describe, memory_format, set_precision
+from engine.errors import InputError
 from engine.models import build_network
 from engine.predict import predict_probabilities
+from tests.engine.cli_helpers import TINY, scene_points
 from tests.engine.test_memory_layout import _unet_and_config, train_two_steps
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_a_cpu_runs_bf16_where_it_has_it_natively_unless_turned_off(monkeypatch, native):
+@pytest.mark.parametrize("native, faster", [(True, True), (True, False), (False, True)])
+def test_a_cpu_runs_bf16_where_it_has_it_natively_and_it_is_faster_unless_turned_off(monkeypatch, native, faster):
     monkeypatch.setattr(engine.device, "cpu_bf16_native", lambda: native)
+    monkeypatch.setattr(engine.device, "_bf16_faster", lambda: faster)
+    auto = torch.bfloat16 if native and faster else None
     monkeypatch.setenv("SPARSE_AL_CPU_BF16", "auto")
-    assert amp_dtype("cpu") == (torch.bfloat16 if native else None)
+    assert amp_dtype("cpu") == auto
     monkeypatch.delenv("SPARSE_AL_CPU_BF16")
-    assert amp_dtype("cpu") == (torch.bfloat16 if native else None)
+    assert amp_dtype("cpu") == auto
     for off in ("0", "false", "Off"):
         monkeypatch.setenv("SPARSE_AL_CPU_BF16", off)
         assert amp_dtype("cpu") is None, off
     monkeypatch.setenv("SPARSE_AL_CPU_BF16", "1")
     assert amp_dtype("cpu") == torch.bfloat16
     assert amp_dtype("mps") is None
+
+
+@pytest.mark.parametrize("name", ["SPARSE_AL_CPU_BF16", "SPARSE_AL_CHANNELS_LAST"])
+def test_an_unknown_value_of_a_switch_is_an_error_naming_it(monkeypatch, name):
+    monkeypatch.setenv(name, "maybe")
+    with pytest.raises(InputError, match=f"{name} is 'maybe'; set it to 0"):
+        amp_dtype("cpu") if name == "SPARSE_AL_CPU_BF16" else memory_format("cpu")
+
+
+def test_the_precision_option_overrides_the_automatic_choice(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setenv("SPARSE_AL_CPU_BF16", "1")
+    set_precision("float32", "cpu")
+    assert amp_dtype("cpu") is None and amp_dtype("cuda") is None
+    monkeypatch.setenv("SPARSE_AL_CPU_BF16", "0")
+    set_precision("bf16", "cpu")
+    assert amp_dtype("cpu") == torch.bfloat16
+    set_precision("auto", "cpu")
+    assert amp_dtype("cpu") is None
+
+
+def test_a_precision_the_device_cannot_run_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    with pytest.raises(InputError, match="this GPU has no bf16"):
+        set_precision("bf16", "cuda")
+    with pytest.raises(InputError, match="bf16 runs on cpu or cuda, not mps"):
+        set_precision("bf16", "mps")
+    with pytest.raises(InputError, match="unknown precision 'half'"):
+        set_precision("half", "cpu")
+    assert engine.device._chosen == "auto"
 
 
 def test_cuda_runs_bf16_where_supported_and_fp16_elsewhere(monkeypatch):
@@ -75,3 +113,21 @@ def test_prediction_in_bf16_rounds_but_does_not_change_the_map(monkeypatch):
     agree = (probs["0"].argmax(0) == probs["1"].argmax(0)).mean()
     assert agree > 0.9, agree
     assert np.abs(probs["1"] - 1 / 3).max() > 0.01  # the comparison above is between informative predictions
+
+
+ASKED = [("bf16", "0", "bfloat16", "cpu (bf16 autocast)"), ("float32", "1", "float32", "cpu")]
+
+
+@pytest.mark.parametrize("precision, setting, recorded, device", ASKED)
+def test_train_runs_and_records_the_precision_asked_for(tmp_path, scene, capsys, monkeypatch, precision, setting,
+                                                        recorded, device):  # fmt: skip
+    monkeypatch.setenv("SPARSE_AL_CPU_BF16", setting)  # the option wins over the variable
+    points = scene_points(tmp_path, scene.label, per_class=2)
+    out = tmp_path / "model"
+    code = main(["train", "--events", "json", "--device", "cpu", "--precision", precision, "--raster", str(scene.image),
+                 "--points", str(points), "--classes", "a,b,c", "--out", str(out), "--no-forest-ensemble",
+                 "--no-superpixel-smoothing", "--flip-views", "1", *TINY])  # fmt: skip
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert code == 0, events[-1]
+    assert events[0]["device"] == device
+    assert json.loads((out / "config.json").read_text())["trained"]["precision"] == recorded

@@ -46,6 +46,8 @@ def test_command_and_environment():
     argv = config.command("train", "/s/train.json")
     assert argv == ["/env/bin/python", "-m", "engine", "train", "--job", "/s/train.json", "--events", "json",
                     "--device", "cuda"]  # fmt: skip
+    assert EngineConfig("/p", precision="float32").command("predict", "j.json")[-2:] == ["--precision", "float32"]
+    assert "--precision" not in EngineConfig("/p", precision="auto").command("predict", "j.json")
     env = config.environment({"PATH": "/bin", "PYTHONHOME": "/qgis", "PYTHONPATH": "/qgis/python", "GDAL_DATA": "x"})
     assert env["PYTHONPATH"] == "/plugin" and env["PATH"] == "/bin"
     assert "PYTHONHOME" not in env and "GDAL_DATA" not in env

@@ -69,18 +69,19 @@ def test_command_task_can_be_stopped(qgis_iface):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cpu_bf16", ["0", "1"])
-def test_check_reports_torch_and_device_of_this_environment(monkeypatch, cpu_bf16):
+@pytest.mark.parametrize("cpu_bf16, precision, bf16", [("0", "auto", False), ("1", "auto", True), ("0", "bf16", True),
+                                                      ("1", "float32", False)])  # fmt: skip
+def test_check_reports_torch_and_device_of_this_environment(monkeypatch, cpu_bf16, precision, bf16):
     import subprocess
 
     import torch
 
     monkeypatch.setenv("SPARSE_AL_CPU_BF16", cpu_bf16)
-    config = EngineConfig(sys.executable, "engine", str(ROOT))
+    config = EngineConfig(sys.executable, "engine", str(ROOT), precision=precision)
     out = subprocess.run(env_setup.check_command(config), env=config.environment(), capture_output=True, text=True,
                          timeout=300).stdout.splitlines()  # fmt: skip
     ok, text = env_setup.describe_check(env_setup.parse_check(out))
     assert ok, text
     assert "torch 2." in text and " on " in text and "engine 0." in text
     if not torch.cuda.is_available():  # the precision the engine's networks will run in on this CPU
-        assert ("on cpu (bf16 autocast)" in text) == (cpu_bf16 == "1"), text
+        assert ("on cpu (bf16 autocast)" in text) == bf16, text

@@ -91,6 +91,7 @@ def test_dock_disables_the_loop_while_busy(qgis_iface):
 
 
 def test_settings_round_trip():
-    settings = PluginSettings("/env/bin/python", "engine", "/p", "cpu", TrainOptions(5, 128, 4, 16, "resnet34"))
+    settings = PluginSettings("/env/bin/python", "engine", "/p", "cpu", TrainOptions(5, 128, 4, 16, "resnet34"),
+                              precision="bf16")  # fmt: skip
     save_settings(settings, QgsSettings())
     assert load_settings(QgsSettings()) == settings

@@ -20,12 +20,15 @@ def test_dialog_returns_what_was_entered(iface):
     dialog.patch_spin.setValue(128)
     dialog.patches_spin.setValue(0)
     dialog.device_combo.setCurrentText("cuda")
+    assert dialog.precision_combo.currentData() == "auto"
+    dialog.precision_combo.setCurrentIndex(dialog.precision_combo.findData("float32"))
     assert dialog.model_combo.currentData() == "unet"
     dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("rf"))
     assert dialog.flips_combo.currentData() == 0  # the engine's default
     dialog.flips_combo.setCurrentIndex(dialog.flips_combo.findData(1))
     result = dialog.result_settings()
     assert result.python == "/env/bin/python" and result.device == "cuda" and result.module == "engine"
+    assert result.precision == "float32" and result.engine().precision == "float32"
     assert result.train == TrainOptions(epochs=7, patch_size=128, batch_size=8, patches_per_epoch=0, encoder="",
                                         model="rf", flip_views=1)  # fmt: skip
     again = SettingsDialog(PluginSettings(train=TrainOptions(flip_views=2)), Notifier(iface))
