@@ -165,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc(file=sys.stderr)
         events.error("internal", f"engine fault: {type(exc).__name__}: {exc}; the traceback is on stderr")
         return 1
+    finally:  # a --precision holds for its command only (the benchmarks run several in one process)
+        device = sys.modules.get("engine.device")
+        if device is not None:
+            device.reset_precision()
 
 
 def _is_cuda_oom(exc: Exception) -> bool:

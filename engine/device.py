@@ -78,6 +78,12 @@ def set_precision(name: str, device: torch.device | str) -> None:
     _chosen = name
 
 
+def reset_precision() -> None:
+    """Back to ``--precision auto``, as at the start of a process."""
+    global _chosen
+    _chosen = "auto"
+
+
 def amp_dtype(device: torch.device | str) -> torch.dtype | None:
     """The dtype the networks run in under autocast on ``device``, None for float32. With ``--precision auto`` (the
     default): bf16 on CUDA where supported (fp16 otherwise) and on a CPU with native bf16 where a timed probe finds

@@ -37,8 +37,9 @@ try:
         if hasattr(engine.device, "set_precision"):  # the precision the settings ask for (sys.argv[1])
             engine.device.set_precision(sys.argv[1] if len(sys.argv) > 1 else "auto", "cpu")
         info["device"] = engine.device.describe(torch.device("cpu"))  # 'cpu (bf16 autocast)' where bf16 runs
-except Exception:
-    pass  # an engine older than its precision choice: the plain name stays
+except Exception as exc:  # an engine older than its precision choice keeps the plain name; a bad setting is said
+    if type(exc).__name__ == "InputError":
+        info["precision_error"] = str(exc)
 print({CHECK_MARK!r} + json.dumps(info))
 """
 
@@ -118,4 +119,7 @@ def describe_check(info: dict) -> tuple[bool, str]:
     else:
         ok = False
         parts.append(f"engine not importable ({info.get('engine_error', '?')})")
+    if "precision_error" in info:  # every run would fail on it
+        ok = False
+        parts.append(f"but {info['precision_error']}")
     return ok, ", ".join(parts)

@@ -29,7 +29,7 @@ from .tasks import CommandTask
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = {
-    "auto": "Automatic (bf16 where it is faster, else float32)",
+    "auto": "Automatic (bf16, or float16 on a GPU, where faster; else float32)",
     "float32": "float32",
     "bf16": "bf16 (slower on a CPU without native bf16)",
 }

@@ -20,7 +20,7 @@ def _float32_on_the_cpu(monkeypatch):
     yield
     device = sys.modules.get("engine.device")  # not imported by the plugin's tests
     if device is not None:
-        device._chosen = "auto"
+        device.reset_precision()
 
 
 @pytest.fixture

@@ -65,6 +65,12 @@ def test_a_precision_the_device_cannot_run_is_refused(monkeypatch):
     assert engine.device._chosen == "auto"
 
 
+def test_a_command_precision_ends_with_the_command_even_when_it_fails(monkeypatch):
+    set_precision("float32", "cpu")
+    assert main(["train", "--precision", "bf16", "--no-such-option"]) == 2
+    assert engine.device._chosen == "auto"
+
+
 def test_cuda_runs_bf16_where_supported_and_fp16_elsewhere(monkeypatch):
     for supported, dtype in ((True, torch.bfloat16), (False, torch.float16)):
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda s=supported: s)

@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 import engine.precision_probe as probe
 
@@ -55,6 +56,38 @@ def test_an_unwritable_cache_still_answers(timings, tmp_path, monkeypatch):
     assert probe.bf16_speedup() == 0.8 and calls == [3]
 
 
-def test_the_probe_times_a_training_step_in_both_precisions():
-    speedup = probe.time_speedup(repeats=1)
+def test_a_ratio_near_the_threshold_is_timed_twice_and_averaged(timings):
+    calls, speedup = timings
+    speedup["value"] = 1.05
+    assert probe.bf16_speedup() == 1.05 and calls == [3, 3]
+
+
+def test_a_failed_timing_means_float32_and_is_not_kept(timings, tmp_path, monkeypatch):
+    def fails(repeats: int = 3) -> float:
+        raise RuntimeError("no bf16 kernel")
+
+    monkeypatch.setattr(probe, "time_speedup", fails)
+    assert probe.bf16_faster() is False
+    assert not (tmp_path / "cache" / "sparse-al" / "cpu_precision.json").exists()
+
+
+def test_no_home_folder_means_no_cache(timings, monkeypatch):
+    calls, _ = timings
+    monkeypatch.delenv("XDG_CACHE_HOME")
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(probe.Path, "home", no_home)
+    assert probe.cache_path() is None
+    assert probe.bf16_speedup() == 0.8 and calls == [3]
+
+
+def test_the_probe_times_a_training_step_in_both_precisions_from_any_mode_and_keeps_the_random_state():
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    with torch.inference_mode():  # as when a prediction is the first to ask
+        speedup = probe.time_speedup(repeats=1)
     assert math.isfinite(speedup) and 0.05 < speedup < 20
+    assert torch.equal(torch.rand(3), expected)

@@ -35,6 +35,10 @@ def test_describe_check():
     assert ok and text == "Python 3.11.2, torch 2.4.0 on cpu, engine 0.1.0"
     ok, text = env_setup.describe_check({"python": "3.11.2", "torch_error": "ModuleNotFoundError('torch')"})
     assert not ok and "Set up engine" in text
+    bad = "SPARSE_AL_CPU_BF16 is 'maybe'; set it to 0, 1 or auto"
+    ok, text = env_setup.describe_check({"python": "3.11.2", "torch": "2.4.0", "device": "cpu", "engine": "0.1.0",
+                                         "precision_error": bad})  # fmt: skip
+    assert not ok and text.endswith(f"engine 0.1.0, but {bad}")
     assert env_setup.parse_check(["noise", env_setup.CHECK_MARK + '{"python": "3"}']) == {"python": "3"}
     assert "error" in env_setup.parse_check(["Traceback", "boom"])
 
@@ -85,3 +89,15 @@ def test_check_reports_torch_and_device_of_this_environment(monkeypatch, cpu_bf1
     assert "torch 2." in text and " on " in text and "engine 0." in text
     if not torch.cuda.is_available():  # the precision the engine's networks will run in on this CPU
         assert ("on cpu (bf16 autocast)" in text) == bf16, text
+
+
+@pytest.mark.slow
+def test_check_fails_on_a_precision_setting_every_run_would_refuse(monkeypatch):
+    import subprocess
+
+    monkeypatch.setenv("SPARSE_AL_CPU_BF16", "maybe")
+    config = EngineConfig(sys.executable, "engine", str(ROOT))
+    out = subprocess.run(env_setup.check_command(config), env=config.environment(), capture_output=True, text=True,
+                         timeout=300).stdout.splitlines()  # fmt: skip
+    ok, text = env_setup.describe_check(env_setup.parse_check(out))
+    assert not ok and "SPARSE_AL_CPU_BF16 is 'maybe'" in text, text
