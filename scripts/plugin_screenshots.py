@@ -6,13 +6,15 @@
       --profiles-path /tmp/sparse-al-qgis/profiles --code scripts/plugin_screenshots.py
 
 It opens a bsb_toy image and its label (as the reference), clicks points of each class where the label says, runs
-the loop with the real engine, and writes docs/images/plugin_dock.png and docs/images/plugin_prediction.png with
-ImageMagick's ``import`` (reduced to 256 colours). SPARSE_AL_SHOT_STEPS (default train,predict,suggest; empty: only
-the screenshots of an existing SPARSE_AL_SHOT_SESSION) and SPARSE_AL_SHOT_EPOCHS pick the work; SPARSE_AL_SHOT_SESSION
-is the session folder (default: a fresh temporary one); SPARSE_AL_ENGINE_PATH a folder holding another engine package;
-SPARSE_AL_SHOT_MODEL=rf trains the random forest instead of the network.
+the loop with the real engine, and writes docs/images/plugin_dock.png and docs/images/plugin_prediction.png (Qt's
+screen grab, reduced to 256 colours by ImageMagick's ``convert`` where it is installed). SPARSE_AL_SHOT_STEPS
+(default train,predict,suggest; empty: only the screenshots of an existing SPARSE_AL_SHOT_SESSION) and
+SPARSE_AL_SHOT_EPOCHS pick the work; SPARSE_AL_SHOT_SESSION is the session folder (default: a fresh temporary one);
+SPARSE_AL_ENGINE_PATH a folder holding another engine package; SPARSE_AL_SHOT_MODEL=rf trains the random forest
+instead of the network.
 """
 
+import logging
 import os
 import random
 import subprocess
@@ -159,11 +161,16 @@ def shoot(name: str, then) -> None:
     qgis.utils.iface.messageBar().clearWidgets()
     QgsApplication.processEvents()
     raw = OUT / f".{name}"
-    subprocess.run(["import", "-window", "root", str(raw)], check=True)
+    if not QgsApplication.primaryScreen().grabWindow(0).save(str(raw), "PNG"):  # the whole (virtual) screen
+        raise OSError(f"could not write the screenshot {raw}")
     # 256 colours keep a full-window screenshot of imagery under 300 kB and look the same at README size
     argv = ["convert", str(raw), "+dither", "-colors", "256", "-define", "png:exclude-chunks=date,time"]
-    subprocess.run([*argv, f"PNG8:{OUT / name}"], check=True)
-    raw.unlink()
+    try:
+        subprocess.run([*argv, f"PNG8:{OUT / name}"], check=True, capture_output=True)
+        raw.unlink()
+    except (OSError, subprocess.CalledProcessError):  # no ImageMagick: the full-colour PNG, larger
+        logging.warning("ImageMagick's convert failed; %s keeps all its colours", name)
+        raw.replace(OUT / name)
     then()
 
 
