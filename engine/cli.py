@@ -139,15 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     events = Events("json" if _events_mode(argv) == "json" else "text")
     try:
         args = parse(argv)
-        events = Events(args.events)
-        _setup_logging(args.log_level if args.events == "text" else "warning")
+        from engine import distributed
+
+        events = Events(args.events) if distributed.world().lead else distributed.Silent()
+        _setup_logging(args.log_level if args.events == "text" and distributed.world().lead else "warning")
         cancel.reset()
         cancel.install_handlers()
         from engine.device import describe, pick_device, set_precision
 
-        args.torch_device = pick_device(args.device)
+        args.torch_device = distributed.start(args.command, pick_device(args.device))
         set_precision(args.precision, args.torch_device)
-        events.start(args.command, __version__, describe(args.torch_device))
+        processes = f", {distributed.world().size} processes" if distributed.world().size > 1 else ""
+        events.start(args.command, __version__, describe(args.torch_device) + processes)
         _command_module(args.command).run(args, events)
         return 0
     except EngineError as exc:
@@ -169,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         device = sys.modules.get("engine.device")
         if device is not None:
             device.reset_precision()
+        if "engine.distributed" in sys.modules:
+            sys.modules["engine.distributed"].stop()
 
 
 def _is_cuda_oom(exc: Exception) -> bool:

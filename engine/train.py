@@ -17,6 +17,7 @@ from engine.consistency import consistency_loss, strong_view
 from engine.corrections import corrections
 from engine.device import amp_dtype, autocast, memory_format, precision_name, to_layout
 from engine.distill import distill_loss
+from engine.distributed import parallel, world
 from engine.errors import InputError
 from engine.events import Events, plain
 from engine.expansion import ExpansionOptions, expand_clicks
@@ -226,13 +227,15 @@ def train(
         if options.forest_prior:
             labels = forest_labels(sources, labels, len(classes), ForestPriorOptions(), rng)
             events.info(f"with the forest's weak labels: {sum(len(lab) for lab in labels)} labelled pixels")
+        here = world()  # under torchrun each process draws patches of its own and takes 1/size of the steps
+        own = rng if here.rank == 0 else np.random.default_rng([options.seed, here.rank])
         sampler = PatchSampler(
-            sources, labels, options.patch_size, rng, options.context_fraction, jitter=options.jitter
+            sources, labels, options.patch_size, own, options.context_fraction, jitter=options.jitter
         )
         loss_fn = make_loss(options.loss, options.amplification, IGNORE_INDEX)
         lr = options.warm_lr if init is not None and options.warm_lr else options.lr
         optimizer = torch.optim.Adam(network.parameters(), lr=lr)
-        steps_per_epoch = max(1, math.ceil(patches_per_epoch(sources, options) / options.batch_size))
+        steps_per_epoch = max(1, math.ceil(patches_per_epoch(sources, options) / (options.batch_size * here.size)))
         teacher = (
             _frozen_copy(network, options.distill_batch_stats) if init is not None and options.distill > 0 else None
         )
@@ -241,6 +244,8 @@ def train(
     finally:
         for source in sources:
             source.close()
+    if not here.lead:  # rank 0 fits the forest and saves, for all
+        return TrainResult(config, network, options.epochs, steps, final_loss, time.monotonic() - start, None)
     previous = config.trained
     config.trained = {
         "epochs": previous.get("epochs", 0) + options.epochs,
@@ -250,6 +255,7 @@ def train(
         "final_loss": final_loss,
         "precision": precision_name(device),
         "options": recorded_options(options),
+        **({"processes": here.size} if here.size > 1 else {}),
     }
     network.eval()
     if options.flip_views > 1:  # before the prior correction, which must see the predictions it corrects
@@ -306,6 +312,7 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
     total = options.epochs * steps_per_epoch
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(device) == torch.float16)
     network.train()
+    forward = parallel(network, device)  # under torchrun: gradients averaged over the processes
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total) if options.lr_schedule == "cosine" else None
     )
@@ -320,13 +327,13 @@ def _loop(network, sampler, loss_fn, optimizer, options, steps_per_epoch, device
             if options.consistency > 0:
                 strong, flipped = strong_view(images)
                 with autocast(device):
-                    logits, strong_logits = network(torch.cat([images, strong])).chunk(2)
+                    logits, strong_logits = forward(torch.cat([images, strong])).chunk(2)
                 loss = loss_fn(logits.float(), targets, weights) + options.consistency * consistency_loss(
                     logits, strong_logits, flipped, options.consistency_threshold
                 )
             else:
                 with autocast(device):
-                    logits = network(images)
+                    logits = forward(images)
                 loss = loss_fn(logits.float(), targets, weights)
             if teacher is not None:
                 with torch.no_grad(), autocast(device):
