@@ -34,7 +34,7 @@ import rasterio
 import torch
 from torch import nn
 
-from benchmarks.machine import describe, layout, layout_name, precision, precision_name
+from benchmarks.machine import describe, layout, layout_name, precision, precision_label
 from engine.classes import parse_classes
 from engine.device import autocast, cpu_bf16_native, memory_format, to_layout
 from engine.events import Events
@@ -207,7 +207,7 @@ def main(argv: list[str]) -> int:
                     r = throughput(name, size, device, workdir)
                 pipeline[name, channels_last, bf16] = r["pipeline_mps"]
                 log.info("| %s | %s | %s | %d^2 | %d | %.2f | %.2f | %.0f%% |", name, layout_name(channels_last),
-                         precision_name(bf16), size, r["tiles"], r["pipeline_mps"], r["bare_mps"],
+                         precision_label(bf16), size, r["tiles"], r["pipeline_mps"], r["bare_mps"],
                          100 * r["ratio"])  # fmt: skip
         for name in sizes:
             log.info("%s pipeline, channels-last / contiguous (float32): %.2fx", name,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.machine import describe, layout, layout_name, precision, precision_name
+from benchmarks.machine import describe, layout, layout_name, precision, precision_label
 from engine.classes import parse_classes
 from engine.device import cpu_bf16_native
 from engine.events import Events
@@ -84,7 +84,7 @@ def _precisions(image: Path, labels: PixelLabels, patch: int, batch: int, steps:
             speed.setdefault(bf16, []).append(_loop_throughput(image, labels, patch, batch, steps, quiet))
     for bf16, mps in speed.items():
         log.info("training loop, U-Net resnet18, patch %d, batch %d, %s: %s MP/s", patch, batch,
-                 precision_name(bf16), " and ".join(f"{v:.3f}" for v in mps))  # fmt: skip
+                 precision_label(bf16), " and ".join(f"{v:.3f}" for v in mps))  # fmt: skip
     log.info("bf16 / float32: %.2fx (best run of each; native bf16 here: %s)", max(speed[True]) / max(speed[False]),
              cpu_bf16_native())  # fmt: skip
 

@@ -8,14 +8,13 @@ import os
 def describe() -> str:
     import torch
 
-    from engine.device import cpu_bf16_native
-    from engine.device import precision_name as engine_precision
+    from engine.device import cpu_bf16_native, precision_name
     from engine.precision_probe import cpu_name
 
     cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     native = "native bf16" if cpu_bf16_native() else "no native bf16"
-    return (f"{cpu}, {os.cpu_count()} cores ({native}; the engine on the CPU in {engine_precision('cpu')}), {gpu}, "
+    return (f"{cpu}, {os.cpu_count()} cores ({native}; the engine on the CPU in {precision_name('cpu')}), {gpu}, "
             f"torch {torch.__version__}, threads {torch.get_num_threads()}")  # fmt: skip
 
 
@@ -48,5 +47,5 @@ def precision(bf16: bool):
     return _environment("SPARSE_AL_CPU_BF16", "1" if bf16 else "0")
 
 
-def precision_name(bf16: bool) -> str:
+def precision_label(bf16: bool) -> str:
     return "bf16 autocast" if bf16 else "float32 (baseline)"

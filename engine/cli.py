@@ -141,15 +141,16 @@ def main(argv: list[str] | None = None) -> int:
         args = parse(argv)
         from engine import distributed
 
-        events = Events(args.events) if distributed.world().lead else distributed.Silent()
-        _setup_logging(args.log_level if args.events == "text" and distributed.world().lead else "warning")
+        here = distributed.world()
+        events = Events(args.events) if here.lead else distributed.Silent()
+        _setup_logging(args.log_level if args.events == "text" and here.lead else "warning")
         cancel.reset()
         cancel.install_handlers()
         from engine.device import describe, pick_device, set_precision
 
         args.torch_device = distributed.start(args.command, pick_device(args.device))
         set_precision(args.precision, args.torch_device)
-        processes = f", {distributed.world().size} processes" if distributed.world().size > 1 else ""
+        processes = f", {here.size} processes" if here.size > 1 else ""
         events.start(args.command, __version__, describe(args.torch_device) + processes)
         _command_module(args.command).run(args, events)
         return 0

@@ -7,6 +7,7 @@ import os
 
 import torch
 
+from engine import precision_probe
 from engine.errors import InputError
 
 _ON, _OFF = ("1", "true", "on", "yes"), ("0", "false", "off", "no")  # values of the SPARSE_AL_* switches
@@ -97,7 +98,7 @@ def amp_dtype(device: torch.device | str) -> torch.dtype | None:
     setting = _switch("SPARSE_AL_CPU_BF16", "auto", auto=True)
     if _chosen == "bf16" or setting in _ON:
         return torch.bfloat16
-    return torch.bfloat16 if setting == "auto" and cpu_bf16_native() and _bf16_faster() else None
+    return torch.bfloat16 if setting == "auto" and cpu_bf16_native() and precision_probe.bf16_faster() else None
 
 
 def _switch(name: str, default: str, auto: bool = False) -> str:
@@ -107,12 +108,6 @@ def _switch(name: str, default: str, auto: bool = False) -> str:
     if value not in allowed:
         raise InputError(f"{name} is {value!r}; set it to {'0, 1 or auto' if auto else '0 or 1'}, or unset it", name)
     return value
-
-
-def _bf16_faster() -> bool:
-    from engine.precision_probe import bf16_faster  # imported late: it is only needed on a native-bf16 CPU
-
-    return bf16_faster()
 
 
 def precision_name(device: torch.device | str) -> str:

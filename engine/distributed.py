@@ -49,7 +49,8 @@ def start(command: str, device: torch.device) -> torch.device:
     if here.size == 1:
         return device
     if command != "train":
-        raise InputError(f"{command} runs in one process; torchrun with several processes is for train", "device")
+        raise InputError(f"{command} runs in one process: run it without torchrun (several processes are for train)",
+                         "device")  # fmt: skip
     if device.type == "cuda":
         if torch.cuda.device_count() <= here.local_rank:
             raise InputError(f"--device: process {here.local_rank} has no GPU of its own ({torch.cuda.device_count()} "

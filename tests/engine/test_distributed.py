@@ -32,7 +32,7 @@ def test_a_single_process_is_rank_0_of_1(monkeypatch):
 def test_commands_other_than_train_refuse_several_processes(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
-    with pytest.raises(InputError, match="predict runs in one process"):
+    with pytest.raises(InputError, match="predict runs in one process: run it without torchrun"):
         start("predict", "cpu")
 
 

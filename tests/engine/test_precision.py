@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import engine.device
+import engine.precision_probe
 from engine.cli import main
 from engine.device import amp_dtype, describe, memory_format, set_precision
 from engine.errors import InputError
@@ -21,7 +22,7 @@ from tests.engine.test_memory_layout import _unet_and_config, train_two_steps
 @pytest.mark.parametrize("native, faster", [(True, True), (True, False), (False, True)])
 def test_a_cpu_runs_bf16_where_it_has_it_natively_and_it_is_faster_unless_turned_off(monkeypatch, native, faster):
     monkeypatch.setattr(engine.device, "cpu_bf16_native", lambda: native)
-    monkeypatch.setattr(engine.device, "_bf16_faster", lambda: faster)
+    monkeypatch.setattr(engine.precision_probe, "bf16_faster", lambda: faster)
     auto = torch.bfloat16 if native and faster else None
     monkeypatch.setenv("SPARSE_AL_CPU_BF16", "auto")
     assert amp_dtype("cpu") == auto
